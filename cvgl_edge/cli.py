@@ -1,0 +1,223 @@
+"""The `cvgl-edge` command line (typer). User errors end as one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cvgl_edge.errors import CvglError
+from cvgl_edge.progress import console
+
+app = typer.Typer(
+    name="cvgl-edge",
+    help=(
+        "Cross-view geo-localisation on the edge: train GeoSSM (a Vision-Mamba dual encoder), "
+        "evaluate retrieval, and check the environment. Start with `cvgl-edge demo`."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+DATA_HELP = "Dataset: 'synthetic' (built in), 'synthetic:N' (N training pairs), 'cvusa:PATH' or 'cvact:PATH'."
+
+
+def _write_json(record: dict, path: Optional[Path]) -> None:
+    if path is None:
+        return
+    from cvgl_edge.io import atomic_write_json
+
+    atomic_write_json(record, path)
+    console.print(f"metrics written to {path}")
+
+
+@app.command()
+def train(
+    model: str = typer.Option("geossm-nano", help="Model preset; see `cvgl-edge models`."),
+    data: str = typer.Option("synthetic", help=DATA_HELP),
+    out: Path = typer.Option(Path("runs/train"), help="Run folder: checkpoints (last.pt, best.pt) and metrics.jsonl."),
+    epochs: int = typer.Option(10, min=1, help="Passes over the training split."),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Stop after this many optimiser steps (overrides --epochs)."),
+    batch_size: int = typer.Option(32, min=2, help="Pairs per step per process (in-batch negatives = batch-1)."),
+    lr: float = typer.Option(1e-4, help="Peak learning rate (paper: 1e-4)."),
+    weight_decay: float = typer.Option(0.03, help="AdamW weight decay (paper: 0.03)."),
+    optimizer: str = typer.Option("adamw", help="adamw, asam (the paper's) or sam. ASAM/SAM cost two passes per step."),
+    rho: float = typer.Option(0.5, help="Neighbourhood size for asam (0.5) / sam (use ~0.05)."),
+    warmup_steps: int = typer.Option(100, min=0, help="Linear warm-up steps before the cosine decay."),
+    loss: str = typer.Option("ddal", help="ddal (GeoSSM), infonce or triplet."),
+    loss_param: list[str] = typer.Option([], "--loss-param", help="Loss hyper-parameter KEY=VALUE, e.g. gamma=10 (repeatable)."),
+    clip_norm: float = typer.Option(1.0, help="Gradient clipping max norm (0 disables)."),
+    amp: bool = typer.Option(True, help="Mixed precision on CUDA (bf16 where supported). Ignored on CPU."),
+    augment: bool = typer.Option(True, help="Pair-consistent flips, 90-degree rotations and colour jitter."),
+    polar: bool = typer.Option(False, help="Polar-transform satellite images to panorama shape (SAFA)."),
+    ground_size: Optional[str] = typer.Option(None, help="Ground input HxW, e.g. 128x512 (preset default otherwise)."),
+    satellite_size: Optional[str] = typer.Option(None, help="Satellite input HxW, e.g. 256x256."),
+    share_weights: Optional[bool] = typer.Option(None, "--share-weights/--separate-weights", help="Share one backbone between views."),
+    readout: Optional[str] = typer.Option(None, help="Descriptor readout: cga (GeoSSM), cls or mean (ablations)."),
+    set_: list[str] = typer.Option([], "--set", help="Any other model override KEY=VALUE, e.g. depth=6 (repeatable)."),
+    pretrained: Optional[Path] = typer.Option(None, help="Local official Vim checkpoint to initialise both branches."),
+    eval_every: int = typer.Option(0, min=0, help="Evaluate on the val split every N steps (0: only at the end)."),
+    save_every: int = typer.Option(200, min=0, help="Write last.pt every N steps (also at eval and at the end)."),
+    log_every: int = typer.Option(10, min=1, help="Append a line to metrics.jsonl every N steps."),
+    workers: int = typer.Option(0, min=0, help="DataLoader worker processes."),
+    seed: int = typer.Option(0, help="Seed for data order, augmentation and initialisation."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    resume: bool = typer.Option(False, "--resume", help="Continue OUT/last.pt exactly (optimizer, schedule, RNG, step)."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Train a dual encoder. Multi-GPU: `torchrun --nproc-per-node N -m cvgl_edge.cli train ...`."""
+    from cvgl_edge.cli_options import parse_assignments, parse_size
+    from cvgl_edge.eval.report import metrics_table
+    from cvgl_edge.train.config import TrainConfig
+    from cvgl_edge.train.loop import train as run_training
+    from cvgl_edge.train.optim import OPTIMIZERS
+
+    if optimizer not in OPTIMIZERS:
+        raise CvglError(f"unknown --optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    overrides = parse_assignments(set_, "--set")
+    if ground_size:
+        overrides["ground_size"] = parse_size(ground_size, "--ground-size")
+    if satellite_size:
+        overrides["satellite_size"] = parse_size(satellite_size, "--satellite-size")
+    if share_weights is not None:
+        overrides["share_weights"] = share_weights
+    if readout:
+        overrides["readout"] = readout
+    cfg = TrainConfig(
+        model=model, model_overrides=overrides, pretrained=str(pretrained) if pretrained else None,
+        data=data, polar=polar, out=str(out), epochs=epochs, max_steps=max_steps,
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer, rho=rho,
+        warmup_steps=warmup_steps, loss=loss, loss_params=parse_assignments(loss_param, "--loss-param"),
+        clip_norm=clip_norm, amp=amp, augment=augment, eval_every=eval_every, save_every=save_every,
+        log_every=log_every, workers=workers, seed=seed, device=device, show_progress=progress,
+    )
+    result = run_training(cfg, resume=resume)
+    if result.interrupted:
+        console.print(f"stopped at step {result.steps}; continue with the same command plus --resume")
+        raise typer.Exit(130)
+    if result.final_metrics:
+        console.print(metrics_table(result.final_metrics, f"{model} after {result.steps} steps (val)"))
+    console.print(f"{result.steps} steps in {result.seconds:.0f} s; checkpoint: {result.last_checkpoint}")
+
+
+@app.command("eval")
+def eval_command(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `cvgl-edge train` (last.pt or best.pt)."),
+    data: str = typer.Option("synthetic", help=DATA_HELP),
+    split: str = typer.Option("val", help="Split to evaluate: val, or test where the dataset has one."),
+    batch_size: int = typer.Option(64, min=1, help="Images per forward pass."),
+    polar: bool = typer.Option(False, help="Polar-transform satellite images (must match training)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    workers: int = typer.Option(0, min=0, help="DataLoader worker processes."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Retrieval metrics of a checkpoint: R@1, R@5, R@10, R@1% and mAP in both directions."""
+    from cvgl_edge.eval.evaluate import evaluate_checkpoint
+    from cvgl_edge.eval.report import metrics_table
+    from cvgl_edge.train.loop import resolve_device
+
+    record = evaluate_checkpoint(
+        checkpoint, data, split=split, batch_size=batch_size, device=resolve_device(device),
+        polar=polar, workers=workers, show_progress=progress,
+    )
+    console.print(metrics_table(record["directions"], f"{checkpoint} on {data} ({split}, {record['pairs']} pairs)"))
+    _write_json(record, json_out)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Folder for the checkpoint, metrics.jsonl and metrics.json."),
+    steps: int = typer.Option(600, min=1, help="Training steps (the default takes a few minutes on 2 CPU cores)."),
+    train_pairs: int = typer.Option(2000, min=64, help="Synthetic training pairs (200 held-out pairs are evaluated)."),
+    seed: int = typer.Option(0, help="Seed for data and initialisation."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted demo from OUT/last.pt."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Train the nano GeoSSM on built-in synthetic data on the CPU, evaluate it, and report."""
+    from cvgl_edge.demo import DemoSettings, run_demo
+    from cvgl_edge.eval.report import metrics_table
+
+    settings = DemoSettings(out=str(out), steps=steps, train_pairs=train_pairs, seed=seed, show_progress=progress)
+    record = run_demo(settings, resume=resume)
+    if record.get("interrupted"):
+        console.print(f"stopped at step {record['steps']}; continue with `cvgl-edge demo --resume`")
+        raise typer.Exit(130)
+    if record.get("untrained"):
+        console.print(metrics_table(record["untrained"], "untrained model (held-out synthetic pairs)"))
+    console.print(metrics_table(record["directions"], f"after {record['steps']} training steps"))
+    console.print(
+        f"R@1 ground->satellite {record['R@1']:.1f}% on {record['val_pairs']} held-out pairs "
+        f"(chance {record['chance_r1']:.1f}%) in {record['total_seconds']:.0f} s; "
+        f"metrics: {out / 'metrics.json'}"
+    )
+
+
+@app.command()
+def models(
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the model presets with their input sizes, descriptor size and parameter count."""
+    from rich.table import Table
+
+    from cvgl_edge.models import build_model, list_models
+
+    rows = []
+    for name in list_models():
+        model = build_model(name)
+        rows.append({
+            "name": name,
+            "ground_size": list(model.input_sizes["ground"]),
+            "satellite_size": list(model.input_sizes["satellite"]),
+            "descriptor_dim": model.descriptor_dim,
+            "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        })
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="model presets")
+    for column in ("name", "ground HxW", "satellite HxW", "descriptor", "params (M)"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], "x".join(map(str, row["ground_size"])), "x".join(map(str, row["satellite_size"])),
+                      str(row["descriptor_dim"]), f"{row['params_m']:.2f}")
+    console.print(table)
+
+
+@app.command()
+def doctor(
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Check the environment: versions, GPU, and which selective-scan backend runs where."""
+    from rich.table import Table
+
+    from cvgl_edge.doctor import environment_report
+
+    report = environment_report()
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title="cvgl-edge environment", show_header=False)
+    for key, value in report.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: run the typer app, turning user errors into one line and exit code 2."""
+    try:
+        app()
+    except CvglError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/red]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Evaluate a checkpoint on a dataset split: descriptors, metrics, summary record."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cvgl_edge.data import build_dataset
+from cvgl_edge.eval.embed import embed_pairs
+from cvgl_edge.eval.metrics import cross_view_metrics
+from cvgl_edge.models import load_checkpoint
+
+HEADLINE_DIRECTION = "ground->satellite"
+
+
+def metrics_record(metrics: dict[str, dict[str, float]], **context: Any) -> dict[str, Any]:
+    """JSON record: the ground->satellite recalls at the top level (R@1, R@5, R@10, R@1%),
+    both directions under ``directions``, plus whatever context the caller adds."""
+    record: dict[str, Any] = dict(metrics[HEADLINE_DIRECTION])
+    record["directions"] = metrics
+    record.update(context)
+    return record
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str,
+    split: str = "val",
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    polar: bool = False,
+    workers: int = 0,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Load a checkpoint, embed the split with both branches, and return a metrics record."""
+    model = load_checkpoint(checkpoint).to(device)
+    sizes = model.input_sizes
+    dataset = build_dataset(
+        data, split, augment=False, polar=polar,
+        ground_size=tuple(sizes["ground"]), satellite_size=tuple(sizes["satellite"]),
+    )
+    start = time.perf_counter()
+    ground, satellite = embed_pairs(
+        model, dataset, batch_size=batch_size, device=device, num_workers=workers,
+        show_progress=show_progress,
+    )
+    seconds = time.perf_counter() - start
+    return metrics_record(
+        cross_view_metrics(ground, satellite),
+        checkpoint=str(checkpoint),
+        data=data,
+        split=split,
+        pairs=len(dataset),
+        descriptor_dim=int(ground.shape[1]),
+        embed_seconds=round(seconds, 3),
+    )

@@ -1,0 +1,40 @@
+"""Atomic file writes: a crash or Ctrl-C never leaves a half-written artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``path``, fsync it, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """torch.save through ``atomic_write``."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_write_json(obj: Any, path: str | Path) -> Path:
+    """Pretty JSON through ``atomic_write``."""
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))

@@ -1,0 +1,97 @@
+"""The cvgl-edge checkpoint format, shared by training, eval and export.
+
+A ``torch.save`` dict with at least::
+
+    {"format": "cvgl-edge", "format_version": 1, "model_name": str,
+     "model_config": dict, "state_dict": dict}
+
+Training may add keys (optimizer, epoch, ...). The model is rebuilt from the file alone:
+``build_model(model_name, model_config)`` followed by a strict ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cvgl_edge.errors import CvglError
+from cvgl_edge.models.registry import build_model
+
+FORMAT = "cvgl-edge"
+FORMAT_VERSION = 1
+
+
+def checkpoint_payload(model: nn.Module) -> dict[str, Any]:
+    """The minimal checkpoint dict for ``model`` (built via ``build_model``)."""
+    name = getattr(model, "model_name", None)
+    config = getattr(model, "config", None)
+    if not isinstance(name, str) or config is None or not hasattr(config, "to_dict"):
+        raise CvglError("model has no model_name/config: build it with build_model(name)")
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_name": name,
+        "model_config": config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, **extra: Any) -> Path:
+    """Write ``checkpoint_payload(model)`` plus ``extra`` keys to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({**checkpoint_payload(model), **extra}, path)
+    return path
+
+
+def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load and validate the checkpoint dict (weights-only unpickling)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CvglError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unreadable file is a user problem
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CvglError(f"cannot read checkpoint {path}: {first}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CvglError(f"{path} is not a cvgl-edge checkpoint (no 'format': '{FORMAT}' entry)")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CvglError(
+            f"{path} has checkpoint format_version {version!r}; this cvgl-edge reads <= {FORMAT_VERSION}"
+        )
+    for key in ("model_name", "model_config", "state_dict"):
+        if key not in payload:
+            raise CvglError(f"{path} is missing the checkpoint entry {key!r}")
+    return payload
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Strict load with a one-line CvglError naming a few offending keys."""
+    target = model.state_dict()
+    missing = [k for k in target if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in target]
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(target[k].shape)}" for k, v in state_dict.items()
+             if k in target and tuple(v.shape) != tuple(target[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append(f"{len(wrong)} shape mismatches ({'; '.join(wrong[:3])})")
+        if missing:
+            parts.append(f"{len(missing)} missing ({', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})")
+        raise CvglError(f"{source} does not match its model config: " + "; ".join(parts))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> nn.Module:
+    """Rebuild the model a checkpoint describes and load its weights (returned in eval mode)."""
+    payload = read_checkpoint(path, map_location)
+    model = build_model(payload["model_name"], payload["model_config"])
+    load_state_dict_strict(model, payload["state_dict"], f"checkpoint {path}")
+    return model.eval()

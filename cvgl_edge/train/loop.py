@@ -1,0 +1,383 @@
+"""The training loop: data, model, loss, optimiser, schedule, eval, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from cvgl_edge.data import build_dataset
+from cvgl_edge.errors import CvglError
+from cvgl_edge.eval.embed import embed_pairs
+from cvgl_edge.eval.metrics import cross_view_metrics
+from cvgl_edge.io import atomic_torch_save
+from cvgl_edge.losses import build_loss
+from cvgl_edge.models import build_model
+from cvgl_edge.models.checkpoint import checkpoint_payload
+from cvgl_edge.progress import console, make_progress
+from cvgl_edge.train.config import TrainConfig
+from cvgl_edge.train.distributed import (
+    DistContext,
+    barrier,
+    gather_with_grad,
+    init_distributed,
+    shutdown,
+)
+from cvgl_edge.train.optim import SharpnessAware, build_optimizer, closure_step
+from cvgl_edge.train.sampler import ResumableSampler
+from cvgl_edge.train.schedule import build_scheduler
+
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+METRICS_LOG = "metrics.jsonl"
+HEADLINE = ("ground->satellite", "R@1")
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    steps: int
+    seconds: float
+    last_checkpoint: Path
+    final_metrics: dict[str, dict[str, float]] | None = None
+    best_r1: float | None = None
+    interrupted: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; an unavailable explicit device is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CvglError(f"device {name!r} requested but no CUDA GPU is available")
+    return device
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to stop at the next step boundary and save."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "_StopFlag":
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not in the main thread
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        console.print("[yellow]interrupt: saving a checkpoint at the end of this step (Ctrl-C again to abort)")
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """Owns the state of one run; ``run()`` trains until the step budget is spent."""
+
+    def __init__(self, cfg: TrainConfig, resume: str | bool = False):
+        self.cfg = cfg
+        self.out_dir = Path(cfg.out)
+        self.device = resolve_device(cfg.device)
+        self.ctx: DistContext = init_distributed(self.device)
+        if self.ctx.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.ctx.local_rank)
+        _seed_everything(cfg.seed + self.ctx.rank)
+
+        resume_path = self._resume_path(resume)
+        resume_state = self._read_resume(resume_path) if resume_path else None
+
+        self.model = build_model(cfg.model, **cfg.model_overrides)
+        if cfg.pretrained and resume_state is None:
+            self._load_pretrained(cfg.pretrained)
+        self.model.to(self.device)
+        self.loss_fn = build_loss(cfg.loss, **cfg.loss_params).to(self.device)
+        self.train_set = build_dataset(
+            cfg.data, "train", augment=cfg.augment, seed=cfg.seed, polar=cfg.polar, **self._sizes()
+        )
+        self.val_set = build_dataset(cfg.data, "val", augment=False, seed=cfg.seed, polar=cfg.polar, **self._sizes())
+        self.batches_per_epoch = ResumableSampler.batches_per_epoch(
+            len(self.train_set), cfg.batch_size, self.ctx.world_size
+        )
+        if self.batches_per_epoch == 0:
+            raise CvglError(
+                f"the training split has {len(self.train_set)} pairs, fewer than one batch of "
+                f"{cfg.batch_size * self.ctx.world_size}; lower --batch-size"
+            )
+        self.total_steps = cfg.max_steps or cfg.epochs * self.batches_per_epoch
+
+        self.train_model: torch.nn.Module = self.model
+        if self.ctx.enabled:
+            device_ids = [self.ctx.local_rank] if self.device.type == "cuda" else None
+            self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        self.optimizer = build_optimizer(
+            cfg.optimizer, [self.model, self.loss_fn], cfg.lr, cfg.weight_decay, rho=cfg.rho
+        )
+        base = self.optimizer.base if isinstance(self.optimizer, SharpnessAware) else self.optimizer
+        self.scheduler = build_scheduler(base, cfg.warmup_steps, self.total_steps)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = (
+            torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        )
+        self.step = 0
+        self.best_r1: float | None = None
+        if resume_state is not None:
+            self._restore(resume_state)
+            console.print(f"resumed from {resume_path} at step {self.step}/{self.total_steps}")
+
+    # ----------------------------------------------------------------- set-up helpers
+    def _sizes(self) -> dict[str, tuple[int, int]]:
+        sizes = self.model.input_sizes
+        return {"ground_size": tuple(sizes["ground"]), "satellite_size": tuple(sizes["satellite"])}
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        if not self.cfg.amp or self.device.type != "cuda":
+            return None
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        if isinstance(self.optimizer, SharpnessAware):
+            raise CvglError("fp16 AMP with SAM/ASAM is not supported on this GPU; pass --no-amp")
+        return torch.float16
+
+    def _load_pretrained(self, path: str) -> None:
+        from cvgl_edge.models.vim_weights import load_vim_weights
+
+        for view in ("ground", "satellite"):
+            load_vim_weights(self.model.branch(view), path)
+        console.print(f"loaded Vim weights from {path} into both branches")
+
+    def _resume_path(self, resume: str | bool) -> Path | None:
+        if not resume:
+            return None
+        path = self.out_dir / LAST_CHECKPOINT if resume is True else Path(str(resume))
+        if not path.is_file():
+            if resume is True:
+                console.print(f"no checkpoint at {path}: starting a new run")
+                return None
+            raise CvglError(f"cannot resume: checkpoint {path} does not exist")
+        return path
+
+    def _read_resume(self, path: Path) -> dict[str, Any]:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as error:  # corrupt or foreign file
+            raise CvglError(f"cannot resume: {path} is not a readable checkpoint ({error})") from None
+        if not isinstance(state, dict) or "optimizer" not in state or "step" not in state:
+            raise CvglError(f"cannot resume: {path} holds no training state (optimizer, step)")
+        saved = state.get("train_config", {})
+        for key in ("model", "model_overrides", "data", "batch_size", "loss"):
+            if key in saved and saved[key] != getattr(self.cfg, key):
+                raise CvglError(
+                    f"cannot resume: {path} was trained with {key}={saved[key]!r}, "
+                    f"this run asks for {getattr(self.cfg, key)!r}"
+                )
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["state_dict"])
+        self.loss_fn.load_state_dict(state.get("loss_state", {}))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.best_r1 = state.get("best_r1")
+        if self.ctx.world_size == state.get("world_size", 1):
+            _set_rng_state(state["rng"])
+
+    # ----------------------------------------------------------------- checkpoints, logs
+    def save(self, name: str = LAST_CHECKPOINT) -> Path:
+        path = self.out_dir / name
+        if not self.ctx.is_main:
+            return path
+        payload = checkpoint_payload(self.model)
+        payload.update(
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler is not None else None,
+            loss_state=self.loss_fn.state_dict(),
+            step=self.step,
+            best_r1=self.best_r1,
+            rng=_rng_state(),
+            world_size=self.ctx.world_size,
+            train_config=self.cfg.to_dict(),
+        )
+        return atomic_torch_save(payload, path)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.ctx.is_main:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / METRICS_LOG, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    # ----------------------------------------------------------------- evaluation
+    def evaluate(self) -> dict[str, dict[str, float]] | None:
+        metrics = None
+        if self.ctx.is_main:
+            ground, satellite = embed_pairs(
+                self.model,
+                self.val_set,
+                batch_size=self.cfg.eval_batch_size,
+                device=self.device,
+                num_workers=self.cfg.workers,
+                show_progress=self.cfg.show_progress,
+                description="evaluating",
+            )
+            metrics = cross_view_metrics(ground, satellite)
+            self.log({"step": self.step, "eval": metrics})
+            r1 = metrics[HEADLINE[0]][HEADLINE[1]]
+            if self.best_r1 is None or r1 > self.best_r1:
+                self.best_r1 = r1
+                self.save(BEST_CHECKPOINT)
+        barrier(self.ctx)
+        return metrics
+
+    # ----------------------------------------------------------------- training
+    def _loader(self, epoch: int, start_batch: int) -> DataLoader:
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        sampler = ResumableSampler(
+            len(self.train_set),
+            self.cfg.batch_size,
+            self.cfg.seed,
+            epoch,
+            start_batch=start_batch,
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
+        )
+        return DataLoader(
+            self.train_set,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+            persistent_workers=False,
+        )
+
+    def _loss(self, ground: torch.Tensor, satellite: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(
+            device_type=self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        ):
+            ground_desc, satellite_desc = self.train_model(ground, satellite)
+        ground_desc = gather_with_grad(ground_desc.float(), self.ctx)
+        satellite_desc = gather_with_grad(satellite_desc.float(), self.ctx)
+        return self.loss_fn(ground_desc, satellite_desc)
+
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
+        ground = batch["ground"].to(self.device, non_blocking=True)
+        satellite = batch["satellite"].to(self.device, non_blocking=True)
+        parameters = [p for g in self.optimizer.param_groups for p in g["params"]]
+        loss, grad_norm = closure_step(
+            self.optimizer,
+            lambda: self._loss(ground, satellite),
+            self.cfg.clip_norm,
+            parameters,
+            scaler=self.scaler,
+        )
+        value = float(loss)
+        if not math.isfinite(value):
+            raise CvglError(
+                f"loss became {value} at step {self.step + 1}: training stopped and the last good "
+                f"checkpoint ({self.out_dir / LAST_CHECKPOINT}) was left untouched; try a lower --lr"
+            )
+        self.scheduler.step()
+        return value, grad_norm
+
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        start = time.perf_counter()
+        self.model.train()
+        pairs_per_step = cfg.batch_size * self.ctx.world_size
+        final_metrics = None
+        interrupted = False
+        with _StopFlag() as stop, make_progress() as progress:
+            task = progress.add_task(
+                "training", total=self.total_steps, completed=self.step, stats="",
+                visible=cfg.show_progress and self.ctx.is_main,
+            )
+            window_start, window_pairs = time.perf_counter(), 0
+            while self.step < self.total_steps and not interrupted:
+                epoch, offset = divmod(self.step, self.batches_per_epoch)
+                for batch in self._loader(epoch, offset):
+                    loss, grad_norm = self._train_step(batch)
+                    self.step += 1
+                    window_pairs += pairs_per_step
+                    elapsed = time.perf_counter() - window_start
+                    throughput = window_pairs / max(elapsed, 1e-9)
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    progress.update(
+                        task, completed=self.step,
+                        stats=f"loss {loss:.4f}  lr {lr:.2e}  {throughput:.1f} pairs/s",
+                    )
+                    if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                        self.log({"step": self.step, "epoch": epoch, "loss": loss, "lr": lr,
+                                  "grad_norm": grad_norm, "pairs_per_s": throughput})
+                        window_start, window_pairs = time.perf_counter(), 0
+                    if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.total_steps:
+                        self.evaluate()
+                        self.model.train()
+                    if cfg.save_every and self.step % cfg.save_every == 0:
+                        self.save()
+                    if stop.requested:
+                        interrupted = True
+                    if interrupted or self.step >= self.total_steps:
+                        break
+        last = self.save()
+        if not interrupted:
+            final_metrics = self.evaluate()
+            self.save()
+        shutdown(self.ctx)
+        return TrainResult(
+            out_dir=self.out_dir,
+            steps=self.step,
+            seconds=time.perf_counter() - start,
+            last_checkpoint=last,
+            final_metrics=final_metrics,
+            best_r1=self.best_r1,
+            interrupted=interrupted,
+        )
+
+
+def train(cfg: TrainConfig, resume: str | bool = False) -> TrainResult:
+    """Build a Trainer from the config and run it."""
+    return Trainer(cfg, resume=resume).run()
