@@ -67,7 +67,7 @@ def run_demo(settings: DemoSettings, resume: bool = False) -> dict[str, Any]:
     record = metrics_record(
         result.final_metrics or {},
         model=DEMO_MODEL,
-        model_config=trainer.model.config_dict(),
+        model_config=trainer.model.config.to_dict(),
         data=trainer.cfg.data,
         train_pairs=len(trainer.train_set),
         val_pairs=len(trainer.val_set),

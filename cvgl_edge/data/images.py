@@ -24,10 +24,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise CvglError(f"cannot decode image (corrupt or unsupported format): {p}")
-    if img.dtype != np.uint8:
-        # 16-bit PNG/TIFF: scale down rather than clip.
-        img = (img.astype(np.float32) * (255.0 / float(np.iinfo(img.dtype).max))).astype(np.uint8) \
-            if np.issubdtype(img.dtype, np.integer) else np.clip(img, 0, 255).astype(np.uint8)
+    if img.dtype == np.uint16:  # 16-bit PNG/TIFF: scale to 8 bits rather than clip
+        img = (img // 257).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     if img.shape[2] == 4:

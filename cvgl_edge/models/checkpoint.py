@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,13 +48,34 @@ def save_checkpoint(model: nn.Module, path: str | Path, **extra: Any) -> Path:
     return path
 
 
-def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load and validate the checkpoint dict (weights-only unpickling)."""
+def _numpy_safe_globals() -> list[Any]:
+    """numpy array/scalar rebuilders: training checkpoints carry numpy RNG state."""
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray
+
+    dtypes = [type(np.dtype(t)) for t in (np.uint32, np.int64, np.float32, np.float64, np.bool_)]
+    return [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, *dtypes]
+
+
+def read_checkpoint(
+    path: str | Path, map_location: Any = "cpu", trusted: bool = False
+) -> dict[str, Any]:
+    """Load and validate the checkpoint dict.
+
+    Unpickling is weights-only (plus numpy arrays) so a checkpoint cannot run code;
+    ``trusted=True`` lifts that for files the user vouches for.
+    """
     path = Path(path)
     if not path.is_file():
         raise CvglError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        if trusted:
+            payload = torch.load(path, map_location=map_location, weights_only=False)
+        else:
+            with torch.serialization.safe_globals(_numpy_safe_globals()):
+                payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unreadable file is a user problem
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CvglError(f"cannot read checkpoint {path}: {first}") from exc
@@ -62,7 +84,8 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CvglError(
-            f"{path} has checkpoint format_version {version!r}; this cvgl-edge reads <= {FORMAT_VERSION}"
+            f"{path} has checkpoint format_version {version!r}; "
+            f"this cvgl-edge reads <= {FORMAT_VERSION}"
         )
     for key in ("model_name", "model_config", "state_dict"):
         if key not in payload:
@@ -70,7 +93,9 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     return payload
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+def load_state_dict_strict(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str
+) -> None:
     """Strict load with a one-line CvglError naming a few offending keys."""
     target = model.state_dict()
     missing = [k for k in target if k not in state_dict]
@@ -89,9 +114,11 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
     model.load_state_dict(state_dict, strict=True)
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> nn.Module:
+def load_checkpoint(
+    path: str | Path, map_location: Any = "cpu", trusted: bool = False
+) -> nn.Module:
     """Rebuild the model a checkpoint describes and load its weights (returned in eval mode)."""
-    payload = read_checkpoint(path, map_location)
+    payload = read_checkpoint(path, map_location, trusted=trusted)
     model = build_model(payload["model_name"], payload["model_config"])
     load_state_dict_strict(model, payload["state_dict"], f"checkpoint {path}")
     return model.eval()

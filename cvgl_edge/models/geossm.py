@@ -78,7 +78,9 @@ class GeoSSMConfig:
                     f"{view}_size {h}x{w} is not a multiple of patch_size {self.patch_size}"
                 )
         if self.readout not in READOUTS:
-            raise CvglError(f"unknown readout {self.readout!r}; choose one of: {', '.join(READOUTS)}")
+            raise CvglError(
+                f"unknown readout {self.readout!r}; choose one of: {', '.join(READOUTS)}"
+            )
         if self.readout == "cls" and not self.cls_token:
             raise CvglError("readout 'cls' needs cls_token=True")
         if self.readout == "cga":
@@ -174,13 +176,22 @@ class GeoSSM(nn.Module):
             raise CvglError(f"unknown view {view!r}; choose one of: {valid}")
         return view
 
-    def branch(self, view: str) -> tuple[VisionMamba, torch.Tensor | None]:
-        """The backbone for a view, and the pos_embed override it needs (shared mode)."""
+    def branch(self, view: str) -> VisionMamba:
+        """The backbone that encodes ``view`` (the same module for both views when shared).
+
+        To initialise from Vim weights prefer ``load_pretrained``: in shared mode it also
+        fills the satellite view's own position embedding.
+        """
         view = self.canonical_view(view)
         if self.config.share_weights:
-            pos = getattr(self, "satellite_pos_embed", None) if view == "satellite" else None
-            return self.backbone, pos
-        return (self.ground if view == "ground" else self.satellite), None
+            return self.backbone
+        return self.ground if view == "ground" else self.satellite
+
+    def view_pos_embed(self, view: str) -> torch.Tensor | None:
+        """The pos_embed override for ``view`` (only the satellite view in shared mode)."""
+        if self.config.share_weights and self.canonical_view(view) == "satellite":
+            return getattr(self, "satellite_pos_embed", None)
+        return None
 
     def check_images(self, images: torch.Tensor, view: str) -> None:
         view = self.canonical_view(view)
@@ -196,8 +207,7 @@ class GeoSSM(nn.Module):
     def encode(self, images: torch.Tensor, view: str) -> torch.Tensor:
         """Images of one view -> unit-length descriptors (B, descriptor_dim), fp32."""
         self.check_images(images, view)
-        backbone, pos = self.branch(view)
-        patches, cls = backbone(images, pos_embed=pos)
+        patches, cls = self.branch(view)(images, pos_embed=self.view_pos_embed(view))
         return F.normalize(self.readout(patches, cls).float(), dim=-1)
 
     def forward(
@@ -220,11 +230,12 @@ class GeoSSM(nn.Module):
             }
         report = load_vim_state_dict(self.backbone, sd, src_cls_position)
         if hasattr(self, "satellite_pos_embed") and "pos_embed" in sd:
+            sat_pos = self.satellite_pos_embed
+            mid = self.config.num_patches("satellite") // 2
             with torch.no_grad():
-                self.satellite_pos_embed.copy_(resize_pos_embed(
+                sat_pos.copy_(resize_pos_embed(
                     sd["pos_embed"], self.config.grid("satellite"), self.config.cls_token,
-                    src_cls_position=src_cls_position,
-                    fallback_cls_row=self.satellite_pos_embed[:, self.config.num_patches("satellite") // 2],
+                    src_cls_position=src_cls_position, fallback_cls_row=sat_pos[:, mid],
                 ))
             report.notes.append("satellite_pos_embed resized from the checkpoint pos_embed")
         return {"shared": report}

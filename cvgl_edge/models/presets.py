@@ -37,6 +37,7 @@ register_model(
 )(_build_geossm)
 register_model(
     "geossm-nano",
-    _defaults(embed_dim=64, depth=4, cga_groups=8, ground_size=(64, 256), satellite_size=(128, 128)),
+    _defaults(embed_dim=64, depth=4, cga_groups=8,
+              ground_size=(64, 256), satellite_size=(128, 128)),
     "toy GeoSSM for tests and the demo, CGA 512-d",
 )(_build_geossm)

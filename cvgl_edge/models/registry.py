@@ -65,7 +65,9 @@ def model_description(name: str) -> str:
     return _entry(name).description
 
 
-def build_model(name: str, config: Mapping[str, Any] | None = None, **overrides: Any) -> nn.Module:
+def build_model(
+    name: str, config: Mapping[str, Any] | None = None, **overrides: Any
+) -> nn.Module:
     """Build a registered model; ``config`` (e.g. a checkpoint's ``model_config``) and
     keyword ``overrides`` replace the preset's defaults."""
     entry = _entry(name)
@@ -74,7 +76,8 @@ def build_model(name: str, config: Mapping[str, Any] | None = None, **overrides:
     unknown = sorted(set(given) - set(options))
     if unknown:
         raise CvglError(
-            f"unknown option(s) for {name}: {', '.join(unknown)}; valid: {', '.join(sorted(options))}"
+            f"unknown option(s) for {name}: {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(options))}"
         )
     options.update(given)
     model = entry.builder(**options)

@@ -80,9 +80,9 @@ class VisionMamba(nn.Module):
         if cls_token:
             self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches + int(cls_token), embed_dim))
-        rates = torch.linspace(0, drop_path, depth).tolist() if depth > 0 else []
+        rates = torch.linspace(0, drop_path, depth).tolist()
         # layer i drops the output of layer i-1 (layer 0 has nothing to drop); norm_f uses the max
-        entry_rates = [0.0] + rates[:-1]
+        entry_rates = ([0.0] + rates)[:depth]
         self.layers = nn.ModuleList(
             VimBlock(embed_dim, depth, p, d_state=d_state, d_conv=d_conv, expand=expand)
             for p in entry_rates
@@ -95,11 +95,10 @@ class VisionMamba(nn.Module):
     def _init_weights(self) -> None:
         """Vim's init: lecun-normal patch conv, trunc-normal(.02) cls/pos, zero Linear biases."""
         w = self.patch_embed.proj.weight
-        fan_in = w.shape[1] * w.shape[2] * w.shape[3]
-        # std of a normal truncated at +-2 std shrinks by ~0.8796; compensate like variance scaling
-        nn.init.trunc_normal_(w, std=math.sqrt(1.0 / fan_in) / 0.87962566103423978,
-                              a=-2 * math.sqrt(1.0 / fan_in) / 0.87962566103423978,
-                              b=2 * math.sqrt(1.0 / fan_in) / 0.87962566103423978)
+        fan_in = w[0].numel()
+        # a normal truncated at +-2 std has std ~0.8796x; divide so the result has var 1/fan_in
+        std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
+        nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
         nn.init.zeros_(self.patch_embed.proj.bias)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         if self.has_cls_token:

@@ -66,8 +66,9 @@ def read_vim_state_dict(path: str | Path, trusted: bool = False) -> dict[str, to
             with torch.serialization.safe_globals([argparse.Namespace]):
                 obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any read failure is a user-file problem
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CvglError(f"cannot read Vim checkpoint {path}: {first}") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        hint = "" if trusted else " (if you trust this file, load it with trusted=True)"
+        raise CvglError(f"cannot read Vim checkpoint {path}: {first}{hint}") from exc
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_ema"):
             if key in obj and isinstance(obj[key], dict):

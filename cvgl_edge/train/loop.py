@@ -178,11 +178,8 @@ class Trainer:
         return torch.float16
 
     def _load_pretrained(self, path: str) -> None:
-        from cvgl_edge.models.vim_weights import load_vim_weights
-
-        for view in ("ground", "satellite"):
-            load_vim_weights(self.model.branch(view), path)
-        console.print(f"loaded Vim weights from {path} into both branches")
+        self.model.load_pretrained(path)
+        console.print(f"loaded Vim weights from {path}")
 
     def _resume_path(self, resume: str | bool) -> Path | None:
         if not resume:
@@ -291,7 +288,9 @@ class Trainer:
             num_workers=self.cfg.workers,
             pin_memory=self.device.type == "cuda",
             drop_last=True,
-            persistent_workers=False,
+            # a private generator keeps the global RNG untouched by loader start-up,
+            # so a resumed run draws the same random numbers as an uninterrupted one
+            generator=torch.Generator().manual_seed(self.cfg.seed * 7919 + epoch),
         )
 
     def _loss(self, ground: torch.Tensor, satellite: torch.Tensor) -> torch.Tensor:
@@ -323,7 +322,8 @@ class Trainer:
         self.scheduler.step()
         return value, grad_norm
 
-    def run(self) -> TrainResult:
+    def run(self, stop_at: int | None = None) -> TrainResult:
+        """Train to the step budget; ``stop_at`` stops early as an interrupt would (tests)."""
         cfg = self.cfg
         start = time.perf_counter()
         self.model.train()
@@ -358,7 +358,7 @@ class Trainer:
                         self.model.train()
                     if cfg.save_every and self.step % cfg.save_every == 0:
                         self.save()
-                    if stop.requested:
+                    if stop.requested or (stop_at is not None and self.step >= stop_at):
                         interrupted = True
                     if interrupted or self.step >= self.total_steps:
                         break

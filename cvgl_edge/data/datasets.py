@@ -1,0 +1,264 @@
+"""One torch Dataset interface for every cross-view source, and ``build_dataset`` from a spec string.
+
+Every item is a dict::
+
+    ground     float32 (3, Hg, Wg), normalised (cvgl_edge.data.normalize)
+    satellite  float32 (3, Hs, Ws), normalised; polar-transformed when polar=True
+    index      int, position in the split (the positive pair shares it)
+    lat, lon   float, NaN when the dataset has no coordinates
+
+Specs: ``synthetic`` (default size), ``synthetic:N`` (N train pairs),
+``cvusa:PATH``, ``cvact:PATH``.  Splits: train, val, and test where the dataset
+has one (synthetic, CVACT).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cvgl_edge.data.augment import PairAugment
+from cvgl_edge.data.cvact import load_cvact
+from cvgl_edge.data.cvusa import load_cvusa
+from cvgl_edge.data.images import check_size, read_image, resize
+from cvgl_edge.data.normalize import to_tensor
+from cvgl_edge.data.pairs import PairIndex
+from cvgl_edge.data.polar import default_polar_source_side, polar_transform
+from cvgl_edge.data.synthetic import SyntheticSpec, load_or_generate
+from cvgl_edge.errors import CvglError
+
+SCHEMES = ("synthetic", "synthetic:N", "cvusa:PATH", "cvact:PATH")
+DEFAULT_SYNTHETIC_TRAIN = 2000
+DEFAULT_SYNTHETIC_EVAL = 200
+
+
+class PairSource(Protocol):
+    """Where raw uint8 RGB pairs come from (files on disk or generated arrays)."""
+
+    name: str
+    lat: np.ndarray
+    lon: np.ndarray
+    ids: list[str]
+
+    def __len__(self) -> int: ...
+
+    def load(self, i: int) -> tuple[np.ndarray, np.ndarray, str, str]:
+        """(ground, satellite, ground_origin, satellite_origin); origins name files for errors."""
+        ...
+
+
+class FilePairSource:
+    """Pairs read from image files listed by a :class:`PairIndex`."""
+
+    def __init__(self, index: PairIndex) -> None:
+        self.index = index
+        self.name = f"{index.name}/{index.split}"
+        self.lat, self.lon, self.ids = index.lat, index.lon, index.ids
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def load(self, i: int) -> tuple[np.ndarray, np.ndarray, str, str]:
+        g, s = self.index.ground[i], self.index.satellite[i]
+        return read_image(g), read_image(s), str(g), str(s)
+
+
+class ArrayPairSource:
+    """Pairs held in memory as uint8 arrays (N, H, W, 3), e.g. generated synthetic data."""
+
+    def __init__(self, name: str, ground: np.ndarray, satellite: np.ndarray, lat: np.ndarray,
+                 lon: np.ndarray) -> None:
+        self.name = name
+        self.ground, self.satellite = ground, satellite
+        self.lat, self.lon = lat, lon
+        self.ids = [f"{i:06d}" for i in range(len(lat))]
+
+    def __len__(self) -> int:
+        return len(self.lat)
+
+    def load(self, i: int) -> tuple[np.ndarray, np.ndarray, str, str]:
+        return self.ground[i], self.satellite[i], f"{self.name}#{i}", f"{self.name}#{i}"
+
+
+class CrossViewDataset(Dataset):
+    """Resizes / polar-transforms, augments and normalises pairs from any :class:`PairSource`.
+
+    ``strict_size``: images must already have the requested size (the polar
+    source only needs to be square) instead of being resized; a mismatch raises
+    CvglError naming the file.  Augmentation randomness is a function of
+    (seed, epoch, index), so results do not depend on DataLoader workers.
+    """
+
+    def __init__(self, source: PairSource, ground_size: tuple[int, int], satellite_size: tuple[int, int],
+                 polar: bool = False, augment: PairAugment | None = None, seed: int = 0,
+                 strict_size: bool = False, polar_source_side: int | None = None) -> None:
+        self.source = source
+        self.ground_size = (int(ground_size[0]), int(ground_size[1]))
+        self.satellite_size = (int(satellite_size[0]), int(satellite_size[1]))
+        self.polar = bool(polar)
+        if not self.polar and self.satellite_size[0] != self.satellite_size[1]:
+            raise CvglError(f"satellite_size must be square without polar=True, got {self.satellite_size}")
+        self.polar_source_side = int(polar_source_side or default_polar_source_side(self.satellite_size))
+        self.augment = augment
+        self.seed = int(seed)
+        self.strict_size = bool(strict_size)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def lat(self) -> np.ndarray:
+        return self.source.lat
+
+    @property
+    def lon(self) -> np.ndarray:
+        return self.source.lon
+
+    @property
+    def ids(self) -> list[str]:
+        return self.source.ids
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw different augmentations each epoch (still reproducible)."""
+        self.epoch = int(epoch)
+
+    def train(self, mode: bool = True) -> "CrossViewDataset":
+        """Augmentation on (training) or off (evaluation)."""
+        if self.augment is not None:
+            self.augment.train(mode)
+        return self
+
+    def eval(self) -> "CrossViewDataset":
+        return self.train(False)
+
+    def raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ground, satellite) as uint8 RGB at the model input size, before augmentation."""
+        ground, sat, g_origin, s_origin = self.source.load(i)
+        if self.strict_size:
+            check_size(ground, self.ground_size, g_origin)
+        ground = resize(ground, self.ground_size)
+        if self.polar:
+            if sat.shape[0] != sat.shape[1]:
+                raise CvglError(f"polar transform needs a square aerial image, got "
+                                f"{sat.shape[0]}x{sat.shape[1]}: {s_origin}")
+            if not self.strict_size:
+                sat = resize(sat, (self.polar_source_side, self.polar_source_side))
+            sat = polar_transform(sat, self.satellite_size)
+        else:
+            if self.strict_size:
+                check_size(sat, self.satellite_size, s_origin)
+            sat = resize(sat, self.satellite_size)
+        return ground, sat
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        ground, sat = self.raw(i)
+        if self.augment is not None and self.augment.training:
+            rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+            ground, sat = self.augment(ground, sat, rng)
+        return {
+            "ground": to_tensor(ground),
+            "satellite": to_tensor(sat),
+            "index": int(i),
+            "lat": float(self.source.lat[i]),
+            "lon": float(self.source.lon[i]),
+        }
+
+
+def _parse_spec(spec: str) -> tuple[str, str]:
+    scheme, _, arg = spec.partition(":")
+    scheme = scheme.strip().lower()
+    if scheme not in ("synthetic", "cvusa", "cvact"):
+        raise CvglError(f"unknown dataset spec {spec!r} (valid: {', '.join(SCHEMES)})")
+    return scheme, arg.strip()
+
+
+def _synthetic_source(arg: str, split: str, ground_size: tuple[int, int], satellite_size: tuple[int, int],
+                      polar: bool, polar_side: int, seed: int, kw: dict[str, Any]) -> ArrayPairSource:
+    if arg:
+        try:
+            n_train = int(arg)
+        except ValueError:
+            raise CvglError(f"bad synthetic size {arg!r}: use synthetic:N with N a positive integer") from None
+        if n_train <= 0:
+            raise CvglError(f"bad synthetic size {arg!r}: use synthetic:N with N a positive integer")
+    else:
+        n_train = DEFAULT_SYNTHETIC_TRAIN
+    sizes = {"train": n_train, "val": int(kw.pop("val_size", DEFAULT_SYNTHETIC_EVAL)),
+             "test": int(kw.pop("test_size", DEFAULT_SYNTHETIC_EVAL))}
+    if split not in sizes:
+        raise CvglError(f"synthetic data has no {split!r} split (valid: train, val, test)")
+    query = kw.pop("query", "ground")
+    if query not in ("ground", "drone"):
+        raise CvglError(f"unknown synthetic query view {query!r} (valid: ground, drone)")
+    cache_dir = kw.pop("cache_dir", None)
+    seed = int(kw.pop("data_seed", seed))
+    side = polar_side if polar else satellite_size[0]
+    fields = set(SyntheticSpec.__dataclass_fields__)
+    unknown = set(kw) - fields
+    if unknown:
+        raise CvglError(f"unknown synthetic option(s): {', '.join(sorted(unknown))}")
+    spec = SyntheticSpec(seed=seed, ground_size=ground_size, satellite_size=side,
+                         drone_size=ground_size, **kw)
+    views = ("drone", "satellite") if query == "drone" else ("ground", "satellite")
+    pairs = load_or_generate(spec, split, sizes[split], views, cache_dir=cache_dir)
+    ground = pairs.drone if query == "drone" else pairs.ground
+    return ArrayPairSource(f"synthetic/{split}", ground, pairs.satellite, pairs.lat, pairs.lon)
+
+
+def build_dataset(spec: str, split: str, ground_size: tuple[int, int] = (128, 512),
+                  satellite_size: tuple[int, int] = (256, 256), polar: bool = False, augment: bool = False,
+                  seed: int = 0, **kw: Any) -> CrossViewDataset:
+    """Dataset for ``spec`` ("synthetic", "synthetic:N", "cvusa:PATH", "cvact:PATH") and ``split``.
+
+    ``polar=True`` polar-transforms the satellite image to ``satellite_size``
+    (use the ground size for SAFA-style inputs).  ``augment=True`` enables paired
+    flip / rotation / photometric augmentation (switch off with ``.eval()``).
+    ``seed`` seeds the augmentation and, for synthetic data, the generated world
+    (pass ``data_seed`` to keep the world fixed while varying the training seed).
+    Extra keywords: ``strict_size`` and ``skip_missing`` (real datasets),
+    ``polar_source_side``; for synthetic data ``val_size``/``test_size`` (default
+    200), ``query`` ("ground" or "drone"), ``cache_dir``, ``data_seed`` and any
+    :class:`SyntheticSpec` field (e.g. ``nuisance``, ``footprint_px``).
+    """
+    scheme, arg = _parse_spec(spec)
+    ground_size = (int(ground_size[0]), int(ground_size[1]))
+    satellite_size = (int(satellite_size[0]), int(satellite_size[1]))
+    strict = bool(kw.pop("strict_size", False))
+    skip_missing = bool(kw.pop("skip_missing", False))
+    polar_side = int(kw.pop("polar_source_side", 0) or default_polar_source_side(satellite_size))
+    source: PairSource
+    if scheme == "synthetic":
+        if not polar and satellite_size[0] != satellite_size[1]:
+            raise CvglError(f"satellite_size must be square without polar=True, got {satellite_size}")
+        source = _synthetic_source(arg, split, ground_size, satellite_size, polar, polar_side, seed, kw)
+    else:
+        if kw:
+            raise CvglError(f"unknown option(s) for {scheme}: {', '.join(sorted(kw))}")
+        if not arg:
+            raise CvglError(f"dataset spec {spec!r} needs a path: {scheme}:PATH")
+        loader = load_cvusa if scheme == "cvusa" else load_cvact
+        source = FilePairSource(loader(Path(arg).expanduser(), split, skip_missing=skip_missing))
+    aug = PairAugment(satellite_is_polar=polar) if augment else None
+    return CrossViewDataset(source, ground_size, satellite_size, polar=polar, augment=aug, seed=seed,
+                            strict_size=strict, polar_source_side=polar_side)
+
+
+def collate_pairs(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack dataset items into a batch (what torch's default collate does, with float64 lat/lon)."""
+    return {
+        "ground": torch.stack([it["ground"] for it in items]),
+        "satellite": torch.stack([it["satellite"] for it in items]),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+        "lat": torch.tensor([it["lat"] for it in items], dtype=torch.float64),
+        "lon": torch.tensor([it["lon"] for it in items], dtype=torch.float64),
+    }
+
+
+__all__ = ["CrossViewDataset", "FilePairSource", "ArrayPairSource", "build_dataset", "collate_pairs", "SCHEMES"]
