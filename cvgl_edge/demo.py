@@ -1,7 +1,10 @@
 """The newcomer's demo: train the nano GeoSSM on synthetic pairs on the CPU, evaluate, report.
 
 Everything is built in: no download, no GPU. The untrained model is evaluated
-first so the printed gain is real learning, not a property of the data.
+first so the printed gain is real learning, not a property of the data. By default
+the satellite tiles are polar-transformed (SAFA), which aligns the two views' patch
+grids so that a 4-layer model learns the task in minutes on a CPU; ``polar=False``
+trains on raw tiles as the GeoSSM paper does, which needs far more steps.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from cvgl_edge.train.config import TrainConfig
 from cvgl_edge.train.loop import Trainer
 
 DEMO_MODEL = "geossm-nano"
+DEMO_GROUND_SIZE = (64, 256)
 
 
 @dataclass
 class DemoSettings:
     out: str = "runs/demo"
     train_pairs: int = 2000
-    steps: int = 600
+    steps: int = 300
+    polar: bool = True
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
@@ -33,8 +38,13 @@ class DemoSettings:
     show_progress: bool = True
 
     def train_config(self) -> TrainConfig:
+        overrides = {}
+        if self.polar:  # the polar tile has the panorama's shape and patch grid
+            overrides["satellite_size"] = DEMO_GROUND_SIZE
         return TrainConfig(
             model=DEMO_MODEL,
+            model_overrides=overrides,
+            polar=self.polar,
             data=f"synthetic:{self.train_pairs}",
             out=self.out,
             max_steps=self.steps,

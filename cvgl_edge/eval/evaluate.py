@@ -11,7 +11,7 @@ import torch
 from cvgl_edge.data import build_dataset
 from cvgl_edge.eval.embed import embed_pairs
 from cvgl_edge.eval.metrics import cross_view_metrics
-from cvgl_edge.models import load_checkpoint
+from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 
 HEADLINE_DIRECTION = "ground->satellite"
 
@@ -27,16 +27,23 @@ def metrics_record(metrics: dict[str, dict[str, float]], **context: Any) -> dict
 
 def evaluate_checkpoint(
     checkpoint: str | Path,
-    data: str,
+    data: str | None = None,
     split: str = "val",
     batch_size: int = 64,
     device: str | torch.device = "cpu",
-    polar: bool = False,
+    polar: bool | None = None,
     workers: int = 0,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Load a checkpoint, embed the split with both branches, and return a metrics record."""
-    model = load_checkpoint(checkpoint).to(device)
+    """Load a checkpoint, embed the split with both branches, and return a metrics record.
+
+    ``data`` and ``polar`` default to what the checkpoint was trained with.
+    """
+    payload = read_checkpoint(checkpoint)
+    trained = payload.get("train_config") or {}
+    data = data or trained.get("data") or "synthetic"
+    polar = bool(trained.get("polar", False)) if polar is None else polar
+    model = model_from_payload(payload, str(checkpoint)).to(device)
     sizes = model.input_sizes
     dataset = build_dataset(
         data, split, augment=False, polar=polar,
@@ -53,6 +60,7 @@ def evaluate_checkpoint(
         checkpoint=str(checkpoint),
         data=data,
         split=split,
+        polar=polar,
         pairs=len(dataset),
         descriptor_dim=int(ground.shape[1]),
         embed_seconds=round(seconds, 3),

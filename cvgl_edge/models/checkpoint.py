@@ -118,7 +118,11 @@ def load_checkpoint(
     path: str | Path, map_location: Any = "cpu", trusted: bool = False
 ) -> nn.Module:
     """Rebuild the model a checkpoint describes and load its weights (returned in eval mode)."""
-    payload = read_checkpoint(path, map_location, trusted=trusted)
+    return model_from_payload(read_checkpoint(path, map_location, trusted=trusted), str(path))
+
+
+def model_from_payload(payload: dict[str, Any], source: str) -> nn.Module:
+    """Model described by an already-read checkpoint dict, weights loaded, in eval mode."""
     model = build_model(payload["model_name"], payload["model_config"])
-    load_state_dict_strict(model, payload["state_dict"], f"checkpoint {path}")
+    load_state_dict_strict(model, payload["state_dict"], f"checkpoint {source}")
     return model.eval()

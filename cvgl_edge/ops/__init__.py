@@ -1,5 +1,27 @@
-"""Selective-scan operator (Mamba semantics). Placeholder: reference loop only."""
+"""Selective-scan operator (Mamba semantics) with interchangeable backends.
 
-from cvgl_edge.ops.reference import selective_scan_reference as selective_scan
+``selective_scan`` is the one entry point models use; it is captured as a single
+``cvgl.selective_scan`` operator by tracing/export. Backends: reference (step loop,
+parity oracle), chunked (vectorised PyTorch), cpp (JIT-built C++ CPU kernel), cuda
+(mamba_ssm). Nothing is compiled at import time.
+"""
 
-__all__ = ["selective_scan"]
+from cvgl_edge.ops.backends import (
+    BACKENDS,
+    active_backend,
+    available_backends,
+    backend_status,
+    use_backend,
+)
+from cvgl_edge.ops.reference import selective_scan_reference
+from cvgl_edge.ops.scan_op import selective_scan
+
+__all__ = [
+    "BACKENDS",
+    "active_backend",
+    "available_backends",
+    "backend_status",
+    "selective_scan",
+    "selective_scan_reference",
+    "use_backend",
+]

@@ -18,12 +18,18 @@ def selective_scan_reference(
     delta_softplus: bool = False,
     reverse: bool = False,
 ) -> torch.Tensor:
-    """Mamba selective scan. u, delta, z: (B, Dc, L); A: (Dc, N); B, C: (B, N, L)."""
+    """Mamba selective scan. u, delta, z: (B, Dc, L); A: (Dc, N); B, C: (B, N, L).
+
+    Computed in fp32 (fp64 when an input is fp64, so gradcheck can use it).
+    """
     dtype_in = u.dtype
-    u, delta, B, C = u.float(), delta.float(), B.float(), C.float()
-    A = A.float()
+    work = torch.float64 if any(
+        t is not None and t.dtype == torch.float64 for t in (u, delta, A, B, C, D, z, delta_bias)
+    ) else torch.float32
+    u, delta, B, C = u.to(work), delta.to(work), B.to(work), C.to(work)
+    A = A.to(work)
     if delta_bias is not None:
-        delta = delta + delta_bias.float()[None, :, None]
+        delta = delta + delta_bias.to(work)[None, :, None]
     if delta_softplus:
         delta = F.softplus(delta)
     batch, channels, length = u.shape
@@ -37,7 +43,7 @@ def selective_scan_reference(
         ys[t] = (h * C[:, None, :, t]).sum(-1)
     y = torch.stack(ys, dim=-1)
     if D is not None:
-        y = y + D.float()[None, :, None] * u
+        y = y + D.to(work)[None, :, None] * u
     if z is not None:
-        y = y * F.silu(z.float())
+        y = y * F.silu(z.to(work))
     return y.to(dtype_in)

@@ -1,0 +1,81 @@
+"""The command line as a user meets it: help texts, one-line errors, JSON output."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cvgl_edge.models import build_model
+from cvgl_edge.models.checkpoint import checkpoint_payload
+
+COMMANDS = ["train", "eval", "demo", "models", "doctor"]
+TINY = dict(depth=2, embed_dim=32, ground_size=(32, 128), satellite_size=(64, 64))
+
+
+def cli(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "cvgl_edge.cli", *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def _assert_one_line_error(result, fragment):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert fragment in lines[0]
+
+
+def test_every_command_has_help():
+    top = cli("--help")
+    assert top.returncode == 0
+    for command in COMMANDS:
+        assert command in top.stdout
+        result = cli(command, "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout, command
+
+
+def test_missing_checkpoint(tmp_path):
+    _assert_one_line_error(cli("eval", str(tmp_path / "nope.pt")), "checkpoint not found")
+
+
+def test_not_a_checkpoint(tmp_path):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    _assert_one_line_error(cli("eval", str(bogus)), "cannot read checkpoint")
+
+
+def test_unknown_model_and_bad_options(tmp_path):
+    _assert_one_line_error(cli("train", "--model", "geossm-huge", "--out", str(tmp_path)), "geossm-huge")
+    _assert_one_line_error(cli("train", "--data", "kitti:/x", "--out", str(tmp_path)), "kitti")
+    _assert_one_line_error(cli("train", "--ground-size", "128by512", "--out", str(tmp_path)), "--ground-size")
+    _assert_one_line_error(cli("train", "--optimizer", "lion", "--out", str(tmp_path)), "lion")
+    _assert_one_line_error(cli("train", "--data", f"cvusa:{tmp_path / 'missing'}", "--out", str(tmp_path)), "missing")
+
+
+def test_eval_writes_json(tmp_path):
+    model = build_model("geossm-nano", **TINY)
+    checkpoint = tmp_path / "model.pt"
+    payload = checkpoint_payload(model)
+    payload["train_config"] = {"data": "synthetic:64", "polar": False}
+    torch.save(payload, checkpoint)
+    out = tmp_path / "metrics.json"
+    result = cli("eval", str(checkpoint), "--json", str(out), "--no-progress", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    for key in ("R@1", "R@5", "R@10", "R@1%"):
+        assert 0.0 <= record[key] <= 100.0
+    assert record["pairs"] == 200 and record["data"] == "synthetic:64"
+    assert set(record["directions"]) == {"ground->satellite", "satellite->ground"}
+
+
+def test_models_and_doctor_json():
+    models = json.loads(cli("models", "--json").stdout)
+    small = next(m for m in models if m["name"] == "geossm-small")
+    assert small["descriptor_dim"] == 6144
+    report = json.loads(cli("doctor", "--json").stdout)
+    assert report["torch"] == torch.__version__
+    assert "chunked" in report["scan backends available"]
