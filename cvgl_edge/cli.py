@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -96,6 +97,8 @@ def train(
         log_every=log_every, workers=workers, seed=seed, device=device, show_progress=progress,
     )
     result = run_training(cfg, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
+        return
     if result.interrupted:
         console.print(f"stopped at step {result.steps}; continue with the same command plus --resume")
         raise typer.Exit(130)

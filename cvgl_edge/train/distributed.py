@@ -43,16 +43,35 @@ def init_distributed(device: torch.device) -> DistContext:
     return DistContext(rank=rank, local_rank=local_rank, world_size=world_size)
 
 
+class _GatherBatch(torch.autograd.Function):
+    """All-gather along dim 0; the backward keeps this rank's slice of the gradient.
+
+    Every rank computes the same global loss from the gathered batch, so the slice is
+    the exact gradient for the local rows. DDP then averages parameter gradients over
+    ranks, so the slice is multiplied by the world size to give the full gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        ctx.rank, ctx.world_size, ctx.rows = rank, world_size, tensor.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        start = ctx.rank * ctx.rows
+        return grad[start : start + ctx.rows] * ctx.world_size, None, None
+
+
 def gather_with_grad(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
-    """Concatenate a per-rank batch across ranks, keeping gradients for the local part.
+    """Concatenate a per-rank batch across ranks (equal batch sizes), differentiably.
 
     Gives every rank the full global batch of negatives for the contrastive loss.
     """
     if not ctx.enabled:
         return tensor
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(tensor), dim=0)
+    return _GatherBatch.apply(tensor, ctx.rank, ctx.world_size)
 
 
 def barrier(ctx: DistContext) -> None:
