@@ -212,13 +212,22 @@ def doctor(
     console.print(table)
 
 
+def one_line(error: CvglError) -> str:
+    """The user-facing line of an error; DataLoader workers re-raise it wrapped in a
+    traceback whose last line is ``...CvglError: <message>``."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else type(error).__name__
+    marker = "CvglError: "
+    return last.split(marker, 1)[1] if marker in last else last
+
+
 def main() -> None:
     """Entry point: run the typer app, turning user errors into one line and exit code 2."""
     try:
         app()
     except CvglError as error:
         # plain print: rich would wrap a long message over several lines
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]")

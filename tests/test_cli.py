@@ -79,3 +79,24 @@ def test_models_and_doctor_json():
     report = json.loads(cli("doctor", "--json").stdout)
     assert report["torch"] == torch.__version__
     assert "chunked" in report["scan backends available"]
+
+
+def test_train_and_eval_on_a_cvusa_tree(tmp_path):
+    from test_data_cvusa import make_cvusa
+
+    root = make_cvusa(tmp_path / "CVUSA", n_train=8, n_val=4)
+    common = ["--data", f"cvusa:{root}", "--no-progress", "--device", "cpu"]
+    sizes = ["--ground-size", "32x128", "--satellite-size", "64x64", "--set", "depth=1", "--set", "embed_dim=32"]
+    run = cli("train", *common, *sizes, "--batch-size", "4", "--max-steps", "2", "--out", str(tmp_path / "run"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = tmp_path / "m.json"
+    ev = cli("eval", str(tmp_path / "run" / "last.pt"), "--json", str(out), "--no-progress", "--device", "cpu")
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert json.loads(out.read_text())["pairs"] == 4
+
+    corrupt = next((root / "streetview" / "panos").glob("*.jpg"))
+    corrupt.write_bytes(b"\xff\xd8 truncated")
+    for workers in ("0", "1"):
+        bad = cli("train", *common, *sizes, "--batch-size", "4", "--max-steps", "2", "--workers", workers,
+                  "--out", str(tmp_path / f"bad{workers}"))
+        _assert_one_line_error(bad, corrupt.name)
