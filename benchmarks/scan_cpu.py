@@ -39,6 +39,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 import torch  # noqa: E402
 
+from cvgl_edge.bench.machine import load_average, machine_info  # noqa: E402
 from cvgl_edge.ops import selective_scan, selective_scan_reference, use_backend  # noqa: E402
 from cvgl_edge.ops import cpu_kernel  # noqa: E402
 from cvgl_edge.ops.scan_op import SCAN_FLOPS_PER_ELEMENT  # noqa: E402
@@ -57,36 +58,6 @@ def percentile(values: list[float], q: float) -> float:
     pos = (len(ordered) - 1) * q / 100.0
     lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = match.group(1).strip() if match else cpu
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "host": platform.node(),
-        "cpu_model": cpu,
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
-def load_average() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def make_step(backend: str, inputs: dict, backward: bool) -> Callable[[], torch.Tensor]:

@@ -79,6 +79,7 @@ def run_demo(settings: DemoSettings, resume: bool = False) -> dict[str, Any]:
         model=DEMO_MODEL,
         model_config=trainer.model.config.to_dict(),
         data=trainer.cfg.data,
+        polar=trainer.cfg.polar,
         train_pairs=len(trainer.train_set),
         val_pairs=len(trainer.val_set),
         chance_r1=100.0 / len(trainer.val_set),

@@ -1,0 +1,1 @@
+"""Benchmark support: machine descriptions recorded beside every result."""
