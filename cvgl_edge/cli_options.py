@@ -27,9 +27,13 @@ def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise CvglError(f"{option} expects KEY=VALUE, got {item!r}")
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
+        words = {"true": True, "yes": True, "false": False, "no": False}
+        if raw.strip().lower() in words:
+            value: Any = words[raw.strip().lower()]
+        else:
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                value = raw
         values[key.strip().replace("-", "_")] = value
     return values

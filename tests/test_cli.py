@@ -53,6 +53,8 @@ def test_unknown_model_and_bad_options(tmp_path):
     _assert_one_line_error(cli("train", "--data", "kitti:/x", "--out", str(tmp_path)), "kitti")
     _assert_one_line_error(cli("train", "--ground-size", "128by512", "--out", str(tmp_path)), "--ground-size")
     _assert_one_line_error(cli("train", "--optimizer", "lion", "--out", str(tmp_path)), "lion")
+    _assert_one_line_error(cli("train", "--set", "depth=x", "--out", str(tmp_path)), "depth must be an integer")
+    _assert_one_line_error(cli("train", "--device", "cuda:7", "--out", str(tmp_path)), "cuda")
     _assert_one_line_error(cli("train", "--data", f"cvusa:{tmp_path / 'missing'}", "--out", str(tmp_path)), "missing")
 
 
@@ -100,3 +102,10 @@ def test_train_and_eval_on_a_cvusa_tree(tmp_path):
         bad = cli("train", *common, *sizes, "--batch-size", "4", "--max-steps", "2", "--workers", workers,
                   "--out", str(tmp_path / f"bad{workers}"))
         _assert_one_line_error(bad, corrupt.name)
+
+
+def test_assignment_values_are_typed():
+    from cvgl_edge.cli_options import parse_assignments
+
+    assert parse_assignments(["depth=6", "share-weights=false", "readout=mean", "ground_size=(64, 256)"], "--set") == {
+        "depth": 6, "share_weights": False, "readout": "mean", "ground_size": (64, 256)}

@@ -68,9 +68,17 @@ class GeoSSMConfig:
 
     def validate(self) -> None:
         """Reject configs that cannot build a working model, with a one-line reason."""
-        for name in ("patch_size", "embed_dim", "depth", "d_state", "d_conv", "expand"):
-            if int(getattr(self, name)) < 1:
-                raise CvglError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("patch_size", "embed_dim", "depth", "d_state", "d_conv", "expand", "cga_groups"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise CvglError(f"{name} must be an integer, got {value!r}")
+            if value < 1:
+                raise CvglError(f"{name} must be >= 1, got {value}")
+        for name in ("cls_token", "share_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise CvglError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if isinstance(self.drop_path, bool) or not isinstance(self.drop_path, (int, float)):
+            raise CvglError(f"drop_path must be a number, got {self.drop_path!r}")
         for view in VIEWS:
             h, w = self.input_size(view)
             if h % self.patch_size or w % self.patch_size:
