@@ -68,10 +68,12 @@ def train(
     seed: int = typer.Option(0, help="Seed for data order, augmentation and initialisation."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/last.pt exactly (optimizer, schedule, RNG, step)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the final val metrics to this JSON file."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Train a dual encoder. Multi-GPU: `torchrun --nproc-per-node N -m cvgl_edge.cli train ...`."""
     from cvgl_edge.cli_options import parse_assignments, parse_size
+    from cvgl_edge.eval.evaluate import metrics_record
     from cvgl_edge.eval.report import metrics_table
     from cvgl_edge.train.config import TrainConfig
     from cvgl_edge.train.loop import train as run_training
@@ -104,6 +106,11 @@ def train(
         raise typer.Exit(130)
     if result.final_metrics:
         console.print(metrics_table(result.final_metrics, f"{model} after {result.steps} steps (val)"))
+        _write_json(
+            metrics_record(result.final_metrics, model=model, data=data, steps=result.steps,
+                           train_seconds=round(result.seconds, 1), checkpoint=str(result.last_checkpoint)),
+            json_out,
+        )
     console.print(f"{result.steps} steps in {result.seconds:.0f} s; checkpoint: {result.last_checkpoint}")
 
 

@@ -89,8 +89,10 @@ def test_train_and_eval_on_a_cvusa_tree(tmp_path):
     root = make_cvusa(tmp_path / "CVUSA", n_train=8, n_val=4)
     common = ["--data", f"cvusa:{root}", "--no-progress", "--device", "cpu"]
     sizes = ["--ground-size", "32x128", "--satellite-size", "64x64", "--set", "depth=1", "--set", "embed_dim=32"]
-    run = cli("train", *common, *sizes, "--batch-size", "4", "--max-steps", "2", "--out", str(tmp_path / "run"))
+    run = cli("train", *common, *sizes, "--batch-size", "4", "--max-steps", "2", "--out", str(tmp_path / "run"),
+              "--json", str(tmp_path / "train.json"))
     assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads((tmp_path / "train.json").read_text())["steps"] == 2
     out = tmp_path / "m.json"
     ev = cli("eval", str(tmp_path / "run" / "last.pt"), "--json", str(out), "--no-progress", "--device", "cpu")
     assert ev.returncode == 0, ev.stderr[-2000:]
