@@ -368,10 +368,12 @@ class Trainer:
                         interrupted = True
                     if interrupted or self.step >= self.total_steps:
                         break
-        last = self.save()
+        last = self.save()  # before the final eval, so a failing eval loses no training
         if not interrupted:
+            best_before = self.best_r1
             final_metrics = self.evaluate()
-            self.save()
+            if self.best_r1 != best_before:
+                self.save()  # record the new best R@1 for a later --resume
         shutdown(self.ctx)
         return TrainResult(
             out_dir=self.out_dir,
