@@ -17,7 +17,7 @@ app = typer.Typer(
     name="cvgl-edge",
     help=(
         "Cross-view geo-localisation on the edge: train GeoSSM (a Vision-Mamba dual encoder), "
-        "evaluate retrieval, and check the environment. Start with `cvgl-edge demo`."
+        "evaluate retrieval, export to ONNX, and check the environment. Start with `cvgl-edge demo`."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -167,6 +167,24 @@ def demo(
         f"(chance {record['chance_r1']:.1f}%) in {record['total_seconds']:.0f} s; "
         f"metrics: {out / 'metrics.json'}"
     )
+
+
+@app.command("export")
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `cvgl-edge train` (last.pt or best.pt)."),
+    branch: str = typer.Option("both", help="Encoder to export: ground, satellite or both."),
+    format_: str = typer.Option("onnx", "--format", help="Output format: onnx (tensorrt: not implemented yet)."),
+    precision: str = typer.Option("fp32", help="Numeric precision: fp32 (fp16/int8: not implemented yet)."),
+    out: Path = typer.Option(Path("exports"), help="Folder for <model>-<branch>.onnx and <model>-<branch>.report.json."),
+    opset: int = typer.Option(18, help="ONNX opset of the standard-op graph (18-21)."),
+    check_images: int = typer.Option(4, min=1, help="Synthetic images for the onnxruntime-vs-PyTorch check."),
+) -> None:
+    """Export encoder branches to ONNX (one SelectiveScan node per scan), checked against PyTorch."""
+    from cvgl_edge.export.pipeline import ExportRequest, run_export
+
+    request = ExportRequest(checkpoint=checkpoint, out=out, branch=branch, format=format_,
+                            precision=precision, opset=opset, check_images=check_images)
+    run_export(request)
 
 
 @app.command()

@@ -10,7 +10,7 @@ import torch
 from cvgl_edge.models import build_model
 from cvgl_edge.models.checkpoint import checkpoint_payload
 
-COMMANDS = ["train", "eval", "demo", "models", "doctor"]
+COMMANDS = ["train", "eval", "demo", "models", "doctor", "export"]
 TINY = dict(depth=2, embed_dim=32, ground_size=(32, 128), satellite_size=(64, 64))
 
 

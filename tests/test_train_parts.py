@@ -87,3 +87,12 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         atomic_write(target, broken)
     assert torch.load(target) == {"a": 1}
     assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_atomic_write_gives_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = atomic_torch_save({"a": 1}, tmp_path / "x.pt")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,159 @@
+"""Export one GeoSSM branch (ground or satellite encoder) to an FP32 ONNX file.
+
+How: ``torch.onnx.export(dynamo=True)`` traces ``model.encode(images, view)`` with
+torch.export (dynamic batch, fixed image size); the custom translation table lowers
+each ``torch.ops.cvgl.selective_scan`` call to one ``cvgl.SelectiveScan`` node
+(``scan_translation``). Afterwards the ONNX model is finished with the onnx API: the
+``cvgl.SelectiveScan`` local function (standard-op body, ``scan_function``) is
+attached, the IR version is pinned (``onnx_format``), exporter debug metadata holding
+local source paths is dropped, and the cvgl-edge metadata is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+import cvgl_edge
+from cvgl_edge.errors import CvglError
+from cvgl_edge.export import scan_contract as contract
+from cvgl_edge.export.onnx_format import DEFAULT_OPSET, check_opset, stamp_versions
+from cvgl_edge.export.onnx_metadata import INPUT_NAME, OUTPUT_NAME, export_metadata, write_metadata
+from cvgl_edge.export.scan_function import build_scan_function
+from cvgl_edge.export.scan_translation import translation_table
+from cvgl_edge.io import atomic_write
+
+#: Node/value metadata kept from the exporter ("namespace" maps a node to its module).
+_KEPT_NODE_METADATA = ("namespace",)
+#: Batch of the example input; torch.export specialises sizes 0 and 1, so not 1.
+_EXAMPLE_BATCH = 2
+
+
+class BranchEncoder(nn.Module):
+    """``images -> model.encode(images, view)``: the one-input module torch.export traces."""
+
+    def __init__(self, model: nn.Module, view: str) -> None:
+        super().__init__()
+        self.model = model
+        self.view = view
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(images, self.view)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter prints progress lines and warns about torchvision and its own
+    deprecations; none of it is actionable for a user, so keep the CLI clean."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _trace(model: nn.Module, view: str, opset: int) -> onnx.ModelProto:
+    h, w = model.config.input_size(view)
+    example = torch.zeros(_EXAMPLE_BATCH, 3, h, w)
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                BranchEncoder(model, view).eval(),
+                (example,),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={"images": {0: batch}},
+                opset_version=opset,
+                custom_translation_table=translation_table(),
+                optimize=True,
+                verbose=False,
+            )
+    except Exception as exc:  # noqa: BLE001 - report the exporter's failure in one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CvglError(f"ONNX export of the {view} branch failed: {first}") from exc
+    return program.model_proto
+
+
+def _strip_debug_metadata(graph: onnx.GraphProto) -> None:
+    """Drop exporter metadata (stack traces with local paths, FX node text)."""
+    def keep_only(props) -> None:
+        kept = [(p.key, p.value) for p in props if p.key in _KEPT_NODE_METADATA]
+        del props[:]
+        for key, value in kept:
+            props.add(key=key, value=value)
+
+    for node in graph.node:
+        keep_only(node.metadata_props)
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _strip_debug_metadata(attr.g)
+    for value in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        keep_only(value.metadata_props)
+    keep_only(graph.metadata_props)
+
+
+def count_scan_nodes(model: onnx.ModelProto) -> int:
+    """Number of cvgl.SelectiveScan nodes in the main graph."""
+    return sum(contract.is_scan_node(n) for n in model.graph.node)
+
+
+def _attach_scan_function(model: onnx.ModelProto, opset: int) -> None:
+    for function in model.functions:
+        if function.domain == contract.DOMAIN and function.name == contract.OP_TYPE:
+            raise CvglError("the exporter already wrote a cvgl.SelectiveScan function")  # pragma: no cover
+    model.functions.append(build_scan_function(opset))
+    domains = {o.domain: o.version for o in model.opset_import}
+    if domains.get(contract.DOMAIN) != contract.DOMAIN_VERSION:
+        del model.opset_import[:]
+        model.opset_import.extend(
+            onnx.helper.make_opsetid(d, v) for d, v in domains.items() if d != contract.DOMAIN
+        )
+        model.opset_import.append(onnx.helper.make_opsetid(contract.DOMAIN, contract.DOMAIN_VERSION))
+    if domains.get("", opset) != opset:
+        raise CvglError(f"exporter wrote opset {domains['']} instead of {opset}")
+
+
+def export_branch(
+    model: nn.Module, view: str, opset: int = DEFAULT_OPSET, model_sha256: str | None = None
+) -> onnx.ModelProto:
+    """ONNX model of ``model.encode(images, view)``: input ``images`` (N,3,H,W) float32,
+    output ``descriptors`` (N, dim), N dynamic. The model is put in eval mode on the CPU."""
+    check_opset(opset)
+    view = model.canonical_view(view)
+    model = model.eval().cpu()
+    onnx_model = _trace(model, view, opset)
+    scans = count_scan_nodes(onnx_model)
+    if scans == 0:
+        raise CvglError("the exported graph holds no SelectiveScan node: the scan was not lowered")
+    _attach_scan_function(onnx_model, opset)
+    _strip_debug_metadata(onnx_model.graph)
+    stamp_versions(onnx_model, cvgl_edge.__version__)
+    onnx_model.graph.name = f"{model.model_name}-{view}"
+    onnx_model.doc_string = (
+        f"{model.model_name} {view} encoder: images (N,3,H,W) normalised RGB -> "
+        f"L2-normalised descriptors (N,{model.descriptor_dim}). Exported by cvgl-edge."
+    )
+    write_metadata(onnx_model, export_metadata(model, view, opset, scans, model_sha256))
+    return onnx_model
+
+
+def save_onnx(model: onnx.ModelProto, path: str | Path) -> Path:
+    """Write ``model`` atomically (one file, weights inside)."""
+    if model.ByteSize() >= 2**31 - 1:
+        raise CvglError("model exceeds the 2 GB protobuf limit; external-data export is not implemented")
+    return atomic_write(path, lambda tmp: onnx.save_model(model, str(tmp)))

@@ -1,0 +1,67 @@
+"""A one-node ONNX model around ``cvgl.SelectiveScan``.
+
+Why: the scan's ONNX body (and, later, the TensorRT plugin) must match the PyTorch
+reference on its own, without a whole GeoSSM around it; this builds the smallest
+model that exercises one node, with any of D / z / delta_bias left out.
+"""
+
+from __future__ import annotations
+
+import onnx
+from onnx import TensorProto, helper
+
+from cvgl_edge.export import scan_contract as contract
+from cvgl_edge.export.onnx_format import DEFAULT_OPSET, IR_VERSION
+from cvgl_edge.export.scan_function import build_scan_function
+
+#: Symbolic dims per input (B, Dc, L, N as in DESIGN.md section 3).
+_SHAPES = {
+    "u": ["batch", "channels", "length"],
+    "delta": ["batch", "channels", "length"],
+    "A": ["channels", "nstate"],
+    "B": ["batch", "nstate", "length"],
+    "C": ["batch", "nstate", "length"],
+    "D": ["channels"],
+    "z": ["batch", "channels", "length"],
+    "delta_bias": ["channels"],
+}
+
+
+def single_scan_model(
+    *,
+    reverse: bool = False,
+    delta_softplus: bool = True,
+    has_D: bool = True,
+    has_z: bool = True,
+    has_delta_bias: bool = True,
+    opset: int = DEFAULT_OPSET,
+) -> onnx.ModelProto:
+    """Graph inputs: the used scan inputs (float32) by their contract names; output ``y``.
+
+    An unused optional input becomes a (1,) zero initializer with its has_* flag at 0,
+    exactly as the exporter writes it.
+    """
+    used = {"D": has_D, "z": has_z, "delta_bias": has_delta_bias}
+    graph_inputs, initializers, node_inputs = [], [], []
+    for name in contract.INPUTS:
+        if used.get(name, True):
+            graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, _SHAPES[name]))
+            node_inputs.append(name)
+        else:
+            placeholder = f"{name}_unused"
+            initializers.append(helper.make_tensor(placeholder, TensorProto.FLOAT, contract.PLACEHOLDER_SHAPE, [0.0]))
+            node_inputs.append(placeholder)
+    node = helper.make_node(
+        contract.OP_TYPE, node_inputs, [contract.OUTPUT], name="scan", domain=contract.DOMAIN,
+        **contract.scan_attributes(reverse=reverse, delta_softplus=delta_softplus, has_D=has_D,
+                                   has_z=has_z, has_delta_bias=has_delta_bias),
+    )
+    output = helper.make_tensor_value_info(contract.OUTPUT, TensorProto.FLOAT, _SHAPES["u"])
+    graph = helper.make_graph([node], "single_selective_scan", graph_inputs, [output], initializers)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(contract.DOMAIN, contract.DOMAIN_VERSION)],
+        functions=[build_scan_function(opset)],
+    )
+    model.ir_version = IR_VERSION
+    return model

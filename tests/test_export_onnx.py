@@ -1,0 +1,204 @@
+"""FP32 ONNX export: one cvgl.SelectiveScan node per scan with a standard-op local
+function, metadata, onnx checker, and onnxruntime vs PyTorch on both views."""
+
+import itertools
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from cvgl_edge.data.normalize import MEAN_RGB, STD_RGB
+from cvgl_edge.errors import CvglError
+from cvgl_edge.export import scan_contract as contract
+from cvgl_edge.export.onnx_format import IR_VERSION
+from cvgl_edge.export.onnx_metadata import read_metadata, state_dict_sha256
+from cvgl_edge.export.onnx_validate import checker_error, cosine_rows, ort_session, torch_descriptors
+from cvgl_edge.export.pipeline import ExportRequest, check_request, run_export
+from cvgl_edge.export.scan_model import single_scan_model
+from cvgl_edge.models import build_model, save_checkpoint
+from cvgl_edge.ops import selective_scan_reference
+from cvgl_edge.ops.testing import random_scan_inputs
+
+TINY = dict(depth=2, embed_dim=32, ground_size=(32, 128), satellite_size=(64, 64))
+VIEWS = ("ground", "satellite")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny checkpoint exported (both branches) through the `cvgl-edge export` pipeline."""
+    root = tmp_path_factory.mktemp("export")
+    torch.manual_seed(0)
+    model = build_model("geossm-nano", **TINY).eval()
+    checkpoint = save_checkpoint(model, root / "tiny.pt")
+    reports = run_export(ExportRequest(checkpoint=checkpoint, out=root / "out", check_images=3))
+    files = {r["branch"]: root / "out" / f"geossm-nano-{r['branch']}.onnx" for r in reports}
+    return model, files, {r["branch"]: r for r in reports}
+
+
+def _scan_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [n for n in model.graph.node if n.op_type == contract.OP_TYPE]
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_one_selective_scan_node_per_scan(exported, view):
+    model, files, _ = exported
+    onnx_model = onnx.load(files[view])
+    nodes = _scan_nodes(onnx_model)
+    assert len(nodes) == 2 * TINY["depth"]  # forward + reverse per layer
+    directions = []
+    for node in nodes:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert node.domain == "cvgl"
+        assert len(node.input) == len(contract.INPUTS) and all(node.input)
+        assert attrs["plugin_version"] == b"1" and attrs["plugin_namespace"] == b"cvgl"
+        assert attrs["delta_softplus"] == 1
+        assert attrs["has_D"] == attrs["has_z"] == attrs["has_delta_bias"] == 1
+        directions.append(attrs["direction"])
+    assert sorted(directions) == [0] * TINY["depth"] + [1] * TINY["depth"]
+    # nothing else left of the scan: no unrolled loop, no other custom op
+    assert {n.domain for n in onnx_model.graph.node} == {"", "cvgl"}
+    assert not any(n.op_type in ("Scan", "Loop") for n in onnx_model.graph.node)
+
+
+def test_scan_function_has_a_standard_op_body(exported):
+    _, files, _ = exported
+    onnx_model = onnx.load(files["satellite"])
+    functions = [f for f in onnx_model.functions if (f.domain, f.name) == ("cvgl", "SelectiveScan")]
+    assert len(functions) == 1
+    function = functions[0]
+    assert list(function.input) == list(contract.INPUTS) and list(function.output) == ["y"]
+    declared = {a.name for a in function.attribute_proto} | set(function.attribute)
+    assert set(contract.INT_ATTRIBUTES) | set(contract.STRING_ATTRIBUTES) <= declared
+    ops = {n.op_type for n in function.node}
+    assert "Scan" in ops
+    assert all(n.domain == "" and onnx.defs.has(n.op_type) for n in function.node)
+    referenced = {a.ref_attr_name for n in function.node for a in n.attribute if a.ref_attr_name}
+    assert set(contract.INT_ATTRIBUTES) <= referenced
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_checker_versions_and_io(exported, view):
+    model, files, reports = exported
+    assert checker_error(files[view]) is None
+    onnx_model = onnx.load(files[view])
+    assert onnx_model.ir_version == IR_VERSION
+    assert {o.domain: o.version for o in onnx_model.opset_import} == {"": 18, "cvgl": 1}
+    (inp,), (out,) = onnx_model.graph.input, onnx_model.graph.output
+    h, w = model.config.input_size(view)
+    in_dims = inp.type.tensor_type.shape.dim
+    assert inp.name == "images" and inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert in_dims[0].dim_param and [d.dim_value for d in in_dims[1:]] == [3, h, w]
+    assert out.name == "descriptors"
+    assert [d.dim_value for d in out.type.tensor_type.shape.dim][1:] == [model.descriptor_dim]
+    report = reports[view]
+    assert report["written"] and report["checker"] == "ok" and report["scan_nodes"] == 4
+    assert report["parity"]["cosine_min"] >= 0.9999 and report["file_bytes"] == files[view].stat().st_size
+    saved = json.loads(files[view].with_name(f"geossm-nano-{view}.report.json").read_text())
+    assert saved["parity"] == report["parity"]
+
+
+def test_metadata(exported):
+    model, files, _ = exported
+    for view in VIEWS:
+        meta = read_metadata(onnx.load(files[view]))
+        assert meta["view"] == view
+        assert meta["input_name"] == "images" and meta["output_name"] == "descriptors"
+        assert meta["input_size"] == list(model.config.input_size(view))
+        assert meta["normalize_mean"] == list(MEAN_RGB) and meta["normalize_std"] == list(STD_RGB)
+        assert meta["descriptor_dim"] == model.descriptor_dim
+        assert meta["model_name"] == "geossm-nano" and meta["model_config"] == model.config.to_dict()
+        assert meta["model_sha256"] == state_dict_sha256(model)
+        assert meta["opset"] == 18 and meta["scan_nodes"] == 4
+        assert meta["cvgl_edge_version"] and meta["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("view,batch", list(itertools.product(VIEWS, (1, 3))))
+def test_onnxruntime_matches_pytorch(exported, view, batch):
+    model, files, _ = exported
+    h, w = model.config.input_size(view)
+    images = torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(batch)).numpy()
+    onnx_out = ort_session(files[view]).run(None, {"images": images})[0]
+    torch_out = torch_descriptors(model, view, images)
+    assert onnx_out.shape == (batch, model.descriptor_dim)
+    assert cosine_rows(onnx_out, torch_out).min() >= 0.9999
+    assert np.abs(onnx_out - torch_out).max() < 1e-4
+
+
+OPTIONAL_CASES = [(True, True, True), (False, False, False), (True, False, True), (False, True, False)]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("has_D,has_z,has_bias", OPTIONAL_CASES)
+def test_single_scan_function_matches_reference(reverse, has_D, has_z, has_bias):
+    model = single_scan_model(reverse=reverse, delta_softplus=True, has_D=has_D, has_z=has_z,
+                              has_delta_bias=has_bias)
+    assert checker_error_of(model) is None
+    x = random_scan_inputs(2, 6, 11, 16, with_D=has_D, with_z=has_z, with_bias=has_bias, seed=7)
+    session = ort_session_of(model)
+    y = session.run(None, {k: v.numpy() for k, v in x.items() if v is not None})[0]
+    expected = selective_scan_reference(**x, delta_softplus=True, reverse=reverse).numpy()
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_single_scan_without_softplus_and_reversal_differs():
+    """delta_softplus=0 passes delta through; direction really changes the result."""
+    x = random_scan_inputs(1, 4, 9, 16, seed=2)
+    x["delta"] = torch.nn.functional.softplus(x["delta"])  # positive steps without the op's softplus
+    x["delta_bias"] = x["delta_bias"].abs() * 0.1
+    feeds = {k: v.numpy() for k, v in x.items()}
+    outputs = {}
+    for reverse in (False, True):
+        y = ort_session_of(single_scan_model(reverse=reverse, delta_softplus=False)).run(None, feeds)[0]
+        expected = selective_scan_reference(**x, delta_softplus=False, reverse=reverse).numpy()
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+        outputs[reverse] = y
+    assert not np.allclose(outputs[False], outputs[True])
+
+
+def checker_error_of(model: onnx.ModelProto):
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        return str(exc)
+    return None
+
+
+def ort_session_of(model: onnx.ModelProto):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("changes,fragment", [
+    (dict(branch="aerial"), "unknown --branch 'aerial'"),
+    (dict(precision="fp16"), "--precision fp16 is not implemented yet"),
+    (dict(precision="int8"), "--precision int8 is not implemented yet"),
+    (dict(format="tensorrt"), "--format tensorrt is not implemented yet"),
+    (dict(format="tflite"), "unknown --format 'tflite'"),
+    (dict(opset=13), "--opset 13 is not supported"),
+])
+def test_request_errors(tmp_path, changes, fragment):
+    request = ExportRequest(checkpoint=tmp_path / "x.pt", out=tmp_path, **changes)
+    with pytest.raises(CvglError, match=fragment.replace("(", r"\(")):
+        check_request(request)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "cvgl_edge.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--branch", "aerial"), "unknown --branch"),
+    (("--precision", "fp16"), "not implemented yet"),
+])
+def test_cli_one_line_errors(tmp_path, args, fragment):
+    result = _cli("export", str(tmp_path / "missing.pt"), "--out", str(tmp_path), *args)
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:") and fragment in lines[0]
+    assert not list(tmp_path.iterdir())
