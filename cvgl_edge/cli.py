@@ -174,16 +174,22 @@ def export_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by `cvgl-edge train` (last.pt or best.pt)."),
     branch: str = typer.Option("both", help="Encoder to export: ground, satellite or both."),
     format_: str = typer.Option("onnx", "--format", help="Output format: onnx (tensorrt: not implemented yet)."),
-    precision: str = typer.Option("fp32", help="Numeric precision: fp32 (fp16/int8: not implemented yet)."),
+    precision: str = typer.Option("fp32", help="Numeric precision: fp32 or int8 (QDQ, calibrated; fp16: not implemented yet)."),
     out: Path = typer.Option(Path("exports"), help="Folder for <model>-<branch>.onnx and <model>-<branch>.report.json."),
     opset: int = typer.Option(18, help="ONNX opset of the standard-op graph (18-21)."),
     check_images: int = typer.Option(4, min=1, help="Synthetic images for the onnxruntime-vs-PyTorch check."),
+    calibration: Path = typer.Option(None, help="INT8: calibration recipe JSON (default: the built-in synthetic-default, see calibration/)."),
+    eval_data: str = typer.Option("synthetic", help="INT8: dataset whose val split measures the FP32 -> INT8 recall drop."),
+    eval_pairs: int = typer.Option(None, help="INT8: val pairs for the recall comparison (default all; 0 skips it)."),
+    max_r1_drop: float = typer.Option(None, help="INT8: reject (remove) the INT8 files if R@1 drops by more points than this."),
 ) -> None:
     """Export encoder branches to ONNX (one SelectiveScan node per scan), checked against PyTorch."""
     from cvgl_edge.export.pipeline import ExportRequest, run_export
 
     request = ExportRequest(checkpoint=checkpoint, out=out, branch=branch, format=format_,
-                            precision=precision, opset=opset, check_images=check_images)
+                            precision=precision, opset=opset, check_images=check_images,
+                            calibration=calibration, eval_data=eval_data, eval_pairs=eval_pairs,
+                            max_r1_drop=max_r1_drop)
     run_export(request)
 
 

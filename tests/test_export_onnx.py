@@ -176,7 +176,7 @@ def ort_session_of(model: onnx.ModelProto):
 @pytest.mark.parametrize("changes,fragment", [
     (dict(branch="aerial"), "unknown --branch 'aerial'"),
     (dict(precision="fp16"), "--precision fp16 is not implemented yet"),
-    (dict(precision="int8"), "--precision int8 is not implemented yet"),
+    (dict(precision="int4"), "unknown --precision 'int4'"),
     (dict(format="tensorrt"), "--format tensorrt is not implemented yet"),
     (dict(format="tflite"), "unknown --format 'tflite'"),
     (dict(opset=13), "--opset 13 is not supported"),

@@ -2,6 +2,7 @@
 
 Now: one GeoSSM branch -> FP32 ONNX with one ``cvgl.SelectiveScan`` node per scan and
 a standard-op local function of that name (runs in onnxruntime; TensorRT >= 10.7 picks
-a plugin of the same name instead). Next: TensorRT engines (FP16 / INT8).
+a plugin of the same name instead); INT8 as explicit QDQ ONNX (MatMul/Gemm/Conv quantized,
+scan and norms float) calibrated from a recipe in calibration/. Next: FP16, TensorRT engines.
 Nothing heavy (onnx, onnxscript, onnxruntime) is imported until a submodule is used.
 """

@@ -28,10 +28,10 @@ from cvgl_edge.progress import console
 
 BRANCHES = ("ground", "satellite", "both")
 FORMATS = ("onnx",)
-PRECISIONS = ("fp32",)
+PRECISIONS = ("fp32", "int8")
 #: Accepted later in the roadmap; named so the error says "not implemented yet".
 PLANNED_FORMATS = ("tensorrt",)
-PLANNED_PRECISIONS = ("fp16", "int8")
+PLANNED_PRECISIONS = ("fp16",)
 
 
 @dataclass
@@ -46,6 +46,13 @@ class ExportRequest:
     opset: int = 18
     check_images: int = 4
     trusted: bool = False
+    #: INT8 only: calibration recipe (None: the built-in synthetic default), the data
+    #: whose val split measures the accuracy loss (pairs: None = all, 0 = skip), and an
+    #: optional R@1 drop (points) above which the INT8 files are rejected.
+    calibration: Path | None = None
+    eval_data: str = "synthetic"
+    eval_pairs: int | None = None
+    max_r1_drop: float | None = None
 
 
 def _choice(value: str, option: str, valid: tuple[str, ...], planned: tuple[str, ...]) -> str:
@@ -65,6 +72,8 @@ def check_request(request: ExportRequest) -> list[str]:
     check_opset(request.opset)
     if request.check_images < 1:
         raise CvglError("--check-images must be >= 1")
+    if request.eval_pairs is not None and request.eval_pairs < 0:
+        raise CvglError("--eval-pairs must be >= 0")
     return ["ground", "satellite"] if branch == "both" else [branch]
 
 
@@ -133,6 +142,13 @@ def run_export(request: ExportRequest) -> list[dict[str, Any]]:
     from cvgl_edge.models import load_checkpoint
 
     views = check_request(request)
+    if request.precision == "int8":
+        from cvgl_edge.export.calibration import load_recipe
+        from cvgl_edge.export.int8_pipeline import run_int8_export
+
+        return run_int8_export(request, load_recipe(request.calibration), views)
+    if request.calibration is not None or request.max_r1_drop is not None:
+        raise CvglError("--calibration and --max-r1-drop apply to --precision int8 only")
     model = load_checkpoint(request.checkpoint, trusted=request.trusted)
     digest = state_dict_sha256(model)
     reports = []

@@ -1,0 +1,179 @@
+"""FP32 ONNX -> explicitly quantized (QDQ) INT8 ONNX with onnxruntime's ``quantize_static``.
+
+What is quantized: only the weight-bearing ops (``QUANTIZED_OP_TYPES``: MatMul, Gemm,
+Conv): weights per output channel, activations per tensor, both symmetric int8 (zero
+point 0), biases left in float. That is the QDQ form TensorRT's explicit-precision path
+consumes, and the one TensorRT 11 (strongly typed only) requires. Everything else --
+the ``cvgl.SelectiveScan`` nodes (an exp/cumulative recurrence that int8 ranges would
+wreck), the RMSNorm chains, the final L2 normalisation and all reductions -- keeps its
+float inputs, because quantize_static only inserts QDQ on inputs of the listed op types.
+
+The activation ranges are cached (``<file>.calib.json``), keyed by the sha256 of the FP32
+ONNX bytes and of the recipe; a matching cache is reused and calibration skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvgl_edge.errors import CvglError
+from cvgl_edge.export.onnx_metadata import INPUT_NAME
+from cvgl_edge.io import atomic_write_json
+
+QUANTIZED_OP_TYPES = ("MatMul", "Gemm", "Conv")
+#: quantize_static options: symmetric int8 (zero point 0, as TensorRT requires), float
+#: biases, no QDQ on the outputs of the quantized ops (they feed the scan, norms and
+#: residual adds, which stay float), one QDQ pair per consumer so a tensor shared with a
+#: float op (e.g. the patch-embedding input's Shape) is not fake-quantized for that op.
+_EXTRA_OPTIONS = {
+    "ActivationSymmetric": True,
+    "WeightSymmetric": True,
+    "QuantizeBias": False,
+    "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OP_TYPES),
+    "DedicatedQDQPair": True,
+}
+CACHE_FORMAT = "cvgl-edge-int8-calibration/1"
+#: Incremented each time activation ranges are computed from images (tests use it to
+#: prove a matching cache is reused).
+CALIBRATION_RUNS = 0
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _BatchReader:
+    """onnxruntime CalibrationDataReader over an iterable of image batches."""
+
+    def __init__(self, batches: Iterable[np.ndarray]) -> None:
+        self._batches = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._batches, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+
+def _method(name: str):
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+            "entropy": CalibrationMethod.Entropy}[name]
+
+
+def compute_ranges(fp32_path: Path, batches: Iterable[np.ndarray], method: str) -> dict[str, tuple[float, float]]:
+    """Symmetric activation ranges of every float input/output of the quantized op types."""
+    global CALIBRATION_RUNS
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    # No max_intermediate_outputs: in onnxruntime 1.31 it drops the batches it clears
+    # instead of merging them; MinMax keeps only per-batch scalars anyway.
+    options: dict[str, Any] = {"symmetric": True}
+    with tempfile.TemporaryDirectory(prefix="cvgl-calib-") as tmp:
+        calibrator = create_calibrator(
+            fp32_path, list(QUANTIZED_OP_TYPES), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            calibrate_method=_method(method), providers=["CPUExecutionProvider"], extra_options=options,
+        )
+        calibrator.collect_data(_BatchReader(batches))
+        tensors = calibrator.compute_data()
+    CALIBRATION_RUNS += 1
+    ranges = {}
+    for name, data in tensors.items():
+        low, high = (float(np.asarray(v).reshape(-1)[0]) for v in data.range_value)
+        ranges[name] = (low, high)
+    if not ranges:
+        raise CvglError("calibration found no tensor to quantize (no MatMul/Gemm/Conv in the graph)")
+    return ranges
+
+
+@dataclass
+class CalibrationCache:
+    """Activation ranges with what they were computed from."""
+
+    model_sha256: str
+    recipe_sha256: str
+    method: str
+    ranges: dict[str, tuple[float, float]]
+    manifest: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": CACHE_FORMAT, "model_sha256": self.model_sha256, "recipe_sha256": self.recipe_sha256,
+                "method": self.method, "manifest": self.manifest,
+                "ranges": {k: list(v) for k, v in sorted(self.ranges.items())}}
+
+
+def read_cache(path: Path, model_sha256: str, recipe_sha256: str) -> CalibrationCache | None:
+    """The cache at ``path`` if it exists, parses and matches both hashes; else None."""
+    try:
+        raw = json.loads(path.read_text())
+        if raw.get("format") != CACHE_FORMAT:
+            return None
+        if raw["model_sha256"] != model_sha256 or raw["recipe_sha256"] != recipe_sha256:
+            return None
+        ranges = {k: (float(v[0]), float(v[1])) for k, v in raw["ranges"].items()}
+        return CalibrationCache(model_sha256, recipe_sha256, str(raw["method"]), ranges, raw.get("manifest", {}))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _ort_cache_file(cache: CalibrationCache, path: Path) -> None:
+    """Write the ranges in onnxruntime's calibration-cache JSON so quantize_static skips calibrating."""
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
+
+    data = {name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in cache.ranges.items()}
+    save_tensors_data(TensorsData(_method(cache.method), data), path)
+
+
+def quantize_int8(
+    fp32_path: Path, int8_path: Path, cache_path: Path, recipe_sha256: str, method: str,
+    images: Callable[[], tuple[Iterable[np.ndarray], dict[str, Any]]],
+) -> tuple[CalibrationCache, bool]:
+    """Quantize ``fp32_path`` into ``int8_path``; returns (cache, reused).
+
+    ``images()`` is only called on a cache miss: it returns the calibration batches and
+    the manifest of the images chosen (so a cache hit never builds the dataset).
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    model_sha256 = file_sha256(fp32_path)
+    cache = read_cache(cache_path, model_sha256, recipe_sha256)
+    reused = cache is not None and cache.method == method
+    if not reused:
+        batches, manifest = images()
+        ranges = compute_ranges(fp32_path, batches, method)
+        cache = CalibrationCache(model_sha256, recipe_sha256, method, ranges, manifest)
+        atomic_write_json(cache.to_dict(), cache_path)
+    assert cache is not None
+    with tempfile.TemporaryDirectory(prefix="cvgl-quant-") as tmp:
+        ort_cache = Path(tmp) / "ranges.json"
+        _ort_cache_file(cache, ort_cache)
+        logger = logging.getLogger()
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # quantize_static warns about pre-processing on every call
+        try:
+            quantize_static(
+                str(fp32_path), str(int8_path), calibration_data_reader=None,
+                quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+                per_channel=True, reduce_range=False, activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8, calibrate_method=_method(method),
+                calibration_cache_path=str(ort_cache),
+                extra_options=_EXTRA_OPTIONS,
+            )
+        except Exception as exc:  # noqa: BLE001 - one line for the user
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CvglError(f"INT8 quantization failed: {first}") from exc
+        finally:
+            logger.setLevel(level)
+    return cache, reused
