@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import re
 import shlex
-import statistics
 import sys
 import tempfile
 import time
@@ -27,21 +26,12 @@ import onnxruntime
 from cvgl_edge.bench.machine import load_average, machine_info
 from cvgl_edge.export.onnx_export import export_branch
 from cvgl_edge.export.onnx_validate import ort_session
+from cvgl_edge.bench.timing import summarize_ms, time_ms
 from cvgl_edge.export.pipeline import ExportRequest, run_export
 from cvgl_edge.export.sample_images import sample_images
 from cvgl_edge.models import load_checkpoint
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return round(statistics.median(times), 2)
 
 
 def latency(checkpoint: Path, reports: list[dict], repeats: int) -> dict[str, dict[str, float]]:
@@ -53,7 +43,7 @@ def latency(checkpoint: Path, reports: list[dict], repeats: int) -> dict[str, di
             fp32 = Path(tmp) / f"{view}.onnx"
             onnx.save_model(export_branch(model, view), str(fp32))
             one = sample_images(view, model.config.input_size(view), 1)
-            out[view] = {kind: median_ms(lambda s=ort_session(path): s.run(None, {"images": one}), repeats)
+            out[view] = {kind: summarize_ms(time_ms(lambda s=ort_session(path): s.run(None, {"images": one}), 1, repeats))["median_ms"]
                          for kind, path in (("fp32_ms", fp32), ("int8_ms", Path(report["file"])))}
     return out
 

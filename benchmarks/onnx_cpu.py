@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import re
 import shlex
-import statistics
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ import onnxruntime
 import torch
 
 from cvgl_edge.bench.machine import load_average, machine_info
+from cvgl_edge.bench.timing import summarize_ms, time_ms
 from cvgl_edge.export.onnx_export import export_branch, save_onnx
 from cvgl_edge.export.onnx_validate import cosine_rows, ort_session, torch_descriptors
 from cvgl_edge.export.sample_images import sample_images
@@ -31,19 +31,6 @@ from cvgl_edge.models import build_model
 from cvgl_edge.ops import active_backend
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def timed_ms(fn, warmup: int, repeats: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    return {"median_ms": round(statistics.median(times), 2), "min_ms": round(times[0], 2),
-            "max_ms": round(times[-1], 2)}
 
 
 def main() -> None:
@@ -70,8 +57,8 @@ def main() -> None:
         one = images[:1]
         load_before = load_average()
         with torch.no_grad():
-            torch_t = timed_ms(lambda: model.encode(torch.from_numpy(one), args.view), args.warmup, args.repeats)
-        ort_t = timed_ms(lambda: session.run(None, {"images": one}), args.warmup, args.repeats)
+            torch_t = summarize_ms(time_ms(lambda: model.encode(torch.from_numpy(one), args.view), args.warmup, args.repeats))
+        ort_t = summarize_ms(time_ms(lambda: session.run(None, {"images": one}), args.warmup, args.repeats))
         size_mb = round(path.stat().st_size / 1e6, 1)
     cos = cosine_rows(ort_out, ref)
     result = {

@@ -29,7 +29,6 @@ import re
 import shlex
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +39,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 import torch  # noqa: E402
 
 from cvgl_edge.bench.machine import load_average, machine_info  # noqa: E402
+from cvgl_edge.bench.timing import percentile, time_ms  # noqa: E402
 from cvgl_edge.ops import selective_scan, selective_scan_reference, use_backend  # noqa: E402
 from cvgl_edge.ops import cpu_kernel  # noqa: E402
 from cvgl_edge.ops.scan_op import SCAN_FLOPS_PER_ELEMENT  # noqa: E402
@@ -50,14 +50,6 @@ CASES = {
     "fwd_bwd_train": dict(shape=(8, 384, 65, 16), backward=True),
 }
 SCANS_PER_IMAGE = 48  # Vim-S: 24 layers x 2 directions, one branch
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile, q in [0, 100]."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def make_step(backend: str, inputs: dict, backward: bool) -> Callable[[], torch.Tensor]:
@@ -92,17 +84,6 @@ def _no_grad(fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         return fn()
 
 
-def time_step(step: Callable[[], torch.Tensor], warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 def run_case(name: str, spec: dict, backends: list[str], warmup: int, repeats: int) -> dict:
     batch, channels, length, nstate = spec["shape"]
     inputs = random_scan_inputs(
@@ -115,7 +96,7 @@ def run_case(name: str, spec: dict, backends: list[str], warmup: int, repeats: i
         step = make_step(backend, inputs, spec["backward"])
         out = step()
         max_diff = (out.detach() - expected).abs().max().item()
-        times = time_step(step, warmup, repeats)
+        times = time_ms(step, warmup, repeats)
         results[backend] = {
             "median_ms": round(percentile(times, 50), 3),
             "p90_ms": round(percentile(times, 90), 3),
