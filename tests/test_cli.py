@@ -11,7 +11,7 @@ from cvgl_edge.models import build_model
 from cvgl_edge.models.checkpoint import checkpoint_payload
 
 COMMANDS = ["train", "eval", "demo", "models", "doctor", "export"]
-TINY = dict(depth=2, embed_dim=32, ground_size=(32, 128), satellite_size=(64, 64))
+from tiny import TINY
 
 
 def cli(*args, timeout=300):

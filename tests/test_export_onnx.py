@@ -23,7 +23,7 @@ from cvgl_edge.models import build_model, save_checkpoint
 from cvgl_edge.ops import selective_scan_reference
 from cvgl_edge.ops.testing import random_scan_inputs
 
-TINY = dict(depth=2, embed_dim=32, ground_size=(32, 128), satellite_size=(64, 64))
+from tiny import TINY
 VIEWS = ("ground", "satellite")
 
 

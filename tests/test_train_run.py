@@ -10,7 +10,7 @@ from cvgl_edge.models import load_checkpoint
 from cvgl_edge.train.config import TrainConfig
 from cvgl_edge.train.loop import Trainer
 
-TINY = {"depth": 2, "embed_dim": 32, "ground_size": (32, 128), "satellite_size": (64, 64)}
+from tiny import TINY
 
 
 def _cfg(out, **kw):
