@@ -173,7 +173,7 @@ def demo(
 def export_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by `cvgl-edge train` (last.pt or best.pt)."),
     branch: str = typer.Option("both", help="Encoder to export: ground, satellite or both."),
-    format_: str = typer.Option("onnx", "--format", help="Output format: onnx (tensorrt: not implemented yet)."),
+    format_: str = typer.Option("onnx", "--format", help="Output format: onnx, or engine (the ONNX file, then a TensorRT engine built with tensorrt or tensorrt-rtx)."),
     precision: str = typer.Option("fp32", help="Numeric precision: fp32 or int8 (QDQ, calibrated; fp16: not implemented yet)."),
     out: Path = typer.Option(Path("exports"), help="Folder for <model>-<branch>.onnx and <model>-<branch>.report.json."),
     opset: int = typer.Option(18, help="ONNX opset of the standard-op graph (18-21)."),
@@ -182,6 +182,10 @@ def export_command(
     eval_data: str = typer.Option("synthetic", help="INT8: dataset whose val split measures the FP32 -> INT8 recall drop."),
     eval_pairs: int = typer.Option(None, help="INT8: val pairs for the recall comparison (default all; 0 skips it)."),
     max_r1_drop: float = typer.Option(None, help="INT8: reject (remove) the INT8 files if R@1 drops by more points than this."),
+    plugin_lib: Path = typer.Option(None, help="Engine: cvgl_trt_plugins library serving SelectiveScan (default: the standard-op body is built)."),
+    max_batch: int = typer.Option(8, help="Engine: largest batch of the optimisation profile."),
+    opt_batch: int = typer.Option(1, help="Engine: batch the profile is tuned for."),
+    workspace_mb: int = typer.Option(1024, help="Engine: builder workspace memory pool limit (MiB)."),
 ) -> None:
     """Export encoder branches to ONNX (one SelectiveScan node per scan), checked against PyTorch."""
     from cvgl_edge.export.pipeline import ExportRequest, run_export
@@ -189,7 +193,8 @@ def export_command(
     request = ExportRequest(checkpoint=checkpoint, out=out, branch=branch, format=format_,
                             precision=precision, opset=opset, check_images=check_images,
                             calibration=calibration, eval_data=eval_data, eval_pairs=eval_pairs,
-                            max_r1_drop=max_r1_drop)
+                            max_r1_drop=max_r1_drop, plugin_lib=plugin_lib, max_batch=max_batch,
+                            opt_batch=opt_batch, workspace_mb=workspace_mb)
     run_export(request)
 
 

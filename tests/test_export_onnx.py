@@ -177,7 +177,7 @@ def ort_session_of(model: onnx.ModelProto):
     (dict(branch="aerial"), "unknown --branch 'aerial'"),
     (dict(precision="fp16"), "--precision fp16 is not implemented yet"),
     (dict(precision="int4"), "unknown --precision 'int4'"),
-    (dict(format="tensorrt"), "--format tensorrt is not implemented yet"),
+    (dict(format="tensorrt"), "unknown --format 'tensorrt'; choose onnx, engine"),
     (dict(format="tflite"), "unknown --format 'tflite'"),
     (dict(opset=13), "--opset 13 is not supported"),
 ])

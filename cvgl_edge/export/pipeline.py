@@ -27,10 +27,11 @@ from cvgl_edge.io import atomic_write, atomic_write_json
 from cvgl_edge.progress import console
 
 BRANCHES = ("ground", "satellite", "both")
-FORMATS = ("onnx",)
+#: engine: the ONNX file, then a TensorRT engine built from it (trt_build.py).
+FORMATS = ("onnx", "engine")
 PRECISIONS = ("fp32", "int8")
 #: Accepted later in the roadmap; named so the error says "not implemented yet".
-PLANNED_FORMATS = ("tensorrt",)
+PLANNED_FORMATS: tuple[str, ...] = ()
 PLANNED_PRECISIONS = ("fp16",)
 
 
@@ -53,6 +54,11 @@ class ExportRequest:
     eval_data: str = "synthetic"
     eval_pairs: int | None = None
     max_r1_drop: float | None = None
+    #: --format engine only: batch profile, workspace and the optional plugin library.
+    max_batch: int = 8
+    opt_batch: int = 1
+    workspace_mb: int = 1024
+    plugin_lib: Path | None = None
 
 
 def _choice(value: str, option: str, valid: tuple[str, ...], planned: tuple[str, ...]) -> str:
@@ -74,6 +80,12 @@ def check_request(request: ExportRequest) -> list[str]:
         raise CvglError("--check-images must be >= 1")
     if request.eval_pairs is not None and request.eval_pairs < 0:
         raise CvglError("--eval-pairs must be >= 0")
+    if request.format == "engine":
+        from cvgl_edge.export.trt_engine_step import check_engine_request
+
+        check_engine_request(request)
+    elif request.plugin_lib is not None:
+        raise CvglError("--plugin-lib applies to --format engine only")
     return ["ground", "satellite"] if branch == "both" else [branch]
 
 
@@ -138,10 +150,21 @@ def _problems(report: dict[str, Any]) -> list[str]:
 
 
 def run_export(request: ExportRequest) -> list[dict[str, Any]]:
-    """Export every requested branch of a checkpoint; CvglError if any branch fails a check."""
+    """Export every requested branch of a checkpoint (then build engines for --format engine);
+    CvglError if any branch fails a check."""
+    views = check_request(request)
+    reports = _export_onnx(request, views)
+    if request.format == "engine":
+        from cvgl_edge.export.trt_engine_step import build_engines
+
+        build_engines(request, reports)
+    return reports
+
+
+def _export_onnx(request: ExportRequest, views: list[str]) -> list[dict[str, Any]]:
+    """The validated ONNX file(s) of every requested branch (fp32 or int8 QDQ)."""
     from cvgl_edge.models import load_checkpoint
 
-    views = check_request(request)
     if request.precision == "int8":
         from cvgl_edge.export.calibration import load_recipe
         from cvgl_edge.export.int8_pipeline import run_int8_export

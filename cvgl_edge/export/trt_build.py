@@ -1,0 +1,221 @@
+"""Exported ONNX -> serialized TensorRT engine (+ JSON sidecar), with tensorrt or tensorrt_rtx.
+
+Why this shape: the network is created strongly typed, so the precision is the ONNX
+graph's (fp32 file -> fp32 engine, QDQ file -> int8 engine) and the same code works on
+TensorRT 11 (strongly typed only) and TensorRT-RTX. The batch is dynamic (one
+optimisation profile min 1 / opt / max). The selective scan is served by the
+``cvgl_trt_plugins`` library when one is given and loads; otherwise the parser imports
+the ONNX local function (standard ops, a TensorRT loop). The engine is written
+atomically; the sidecar records what it was built from and for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+import cvgl_edge
+from cvgl_edge.errors import CvglError
+from cvgl_edge.export.onnx_metadata import INPUT_NAME, read_metadata
+from cvgl_edge.export.trt_backend import TrtBackend, load_backend
+from cvgl_edge.io import atomic_write, atomic_write_json
+
+#: Engines built by TensorRT-RTX without explicit targets run on these (its documented default).
+RTX_DEFAULT_TARGET = "AOT, CPU-built; TensorRT-RTX default targets: CC 8.0, 8.6, 8.9, 12.0 and later (not 7.5)"
+NOT_RUN = "not run here: building needs no GPU, running the engine does (no inference check was made)"
+
+
+@dataclass
+class EngineOptions:
+    """Build settings (CLI: --max-batch, --opt-batch, --workspace-mb, --plugin-lib)."""
+
+    max_batch: int = 8
+    opt_batch: int = 1
+    workspace_mb: int = 1024
+    plugin_lib: Path | None = None
+    timing_cache: Path | None = None
+    #: What the int8 scales came from (the export report's calibration entry), for the sidecar.
+    calibration: Any = None
+
+    def check(self) -> None:
+        if self.max_batch < 1 or not 1 <= self.opt_batch <= self.max_batch:
+            raise CvglError(f"need 1 <= --opt-batch ({self.opt_batch}) <= --max-batch ({self.max_batch})")
+        if self.workspace_mb < 1:
+            raise CvglError("--workspace-mb must be >= 1")
+        if self.plugin_lib is not None and not Path(self.plugin_lib).is_file():
+            raise CvglError(f"--plugin-lib {self.plugin_lib}: no such file")
+
+
+def _logger(trt: Any) -> Any:
+    """An ILogger that keeps warnings and errors (for the one-line error message)."""
+
+    class Collecting(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.messages: list[tuple[Any, str]] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity <= trt.ILogger.Severity.WARNING:
+                self.messages.append((severity, msg))
+
+    return Collecting()
+
+
+def _errors(trt: Any, logger: Any) -> list[str]:
+    return [m for s, m in logger.messages if s <= trt.ILogger.Severity.ERROR]
+
+
+def _one_line(parts: list[str], limit: int = 3) -> str:
+    text = "; ".join(" ".join(p.split()) for p in parts[:limit])
+    return text + (f" (+{len(parts) - limit} more)" if len(parts) > limit else "")
+
+
+def _load_plugin(backend: TrtBackend, builder: Any, config: Any, path: Path) -> bool:
+    """Load the plugin library into the registry and ask for it to be serialized in the engine."""
+    registry = builder.get_plugin_registry() if hasattr(builder, "get_plugin_registry") else backend.trt.get_plugin_registry()
+    try:
+        handle = registry.load_library(str(path))
+    except Exception as error:  # the bindings raise for a library without plugin entry points
+        raise CvglError(f"--plugin-lib {path}: {backend.flavour} could not load it: {error}") from None
+    if handle is None:
+        raise CvglError(f"--plugin-lib {path}: {backend.flavour} could not load it (no getCreators/getPluginCreators?)")
+    if hasattr(config, "plugins_to_serialize"):
+        config.plugins_to_serialize = [str(path)]
+    return True
+
+
+def _parse(backend: TrtBackend, network: Any, logger: Any, onnx_path: Path) -> None:
+    parser = backend.trt.OnnxParser(network, logger)
+    ok = parser.parse_from_file(str(onnx_path))
+    if not ok:
+        errors = [parser.get_error(i) for i in range(parser.num_errors)]
+        texts = [f"{e.desc()} (node {e.node()} {e.node_name()!r} op {e.node_operator()!r})" for e in errors]
+        raise CvglError(f"TensorRT ({backend.flavour} {backend.version}) could not parse {onnx_path.name}: "
+                        f"{_one_line(texts or _errors(backend.trt, logger) or ['unknown parser error'])}")
+
+
+def _tensors(network: Any, count: int, get: str) -> list[dict[str, Any]]:
+    out = []
+    for i in range(count):
+        t = getattr(network, get)(i)
+        out.append({"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype).split(".")[-1]})
+    return out
+
+
+def _scan_layers(backend: TrtBackend, network: Any) -> dict[str, int]:
+    """How the scans were imported: plugin layers vs loop layers (the Scan body)."""
+    types = [str(network.get_layer(i).type).split(".")[-1] for i in range(network.num_layers)]
+    return {"layers": len(types), "plugin_layers": sum("PLUGIN" in t for t in types),
+            "loop_layers": sum(t in ("ITERATOR", "RECURRENCE", "TRIP_LIMIT", "LOOP_OUTPUT") for t in types)}
+
+
+def _target(config: Any, backend: TrtBackend) -> str:
+    if not backend.is_rtx:
+        return "the GPU this was built on (full TensorRT builds for the local device)"
+    count = getattr(config, "num_compute_capabilities", 0)
+    if count:
+        return "AOT, CPU-built; CC " + ", ".join(str(config.get_compute_capability(i)).split(".")[-1] for i in range(count))
+    return RTX_DEFAULT_TARGET
+
+
+def _load_timing_cache(config: Any, path: Path | None, backend: TrtBackend) -> Any:
+    """The timing cache from ``path`` (empty if absent); None where it does nothing (TensorRT-RTX >= 1.2)."""
+    if path is None or backend.is_rtx or not hasattr(config, "create_timing_cache"):
+        return None
+    data = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache
+
+
+def _save_timing_cache(config: Any, path: Path | None) -> bool:
+    cache = config.get_timing_cache() if path is not None and hasattr(config, "get_timing_cache") else None
+    if cache is None:
+        return False
+    blob = bytes(memoryview(cache.serialize()))
+    if not blob:
+        return False
+    atomic_write(path, lambda tmp: tmp.write_bytes(blob))
+    return True
+
+
+def _warnings(logger: Any) -> dict[str, Any]:
+    """Warnings, minus the parser's one-per-inlined-function 'node named ... already exists' notes."""
+    texts = [" ".join(m.split()) for _, m in logger.messages]
+    dup = [t for t in texts if "already exists, the output tensors" in t]
+    return {"warnings": sorted(set(texts) - set(dup))[:20], "duplicate_node_name_warnings": len(dup)}
+
+
+def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
+                 backend: TrtBackend | None = None) -> dict[str, Any]:
+    """Build ``engine_path`` (+ ``.json`` sidecar) from an exported ONNX file; returns the sidecar."""
+    options.check()
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    meta = read_metadata(onnx.load(str(onnx_path), load_external_data=False))
+    backend = backend or load_backend()
+    trt = backend.trt
+    logger = _logger(trt)
+    start = time.perf_counter()
+    builder = trt.Builder(logger)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if hasattr(
+        trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") else 0
+    network = builder.create_network(flags)
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
+    plugin = _load_plugin(backend, builder, config, options.plugin_lib) if options.plugin_lib else False
+    _parse(backend, network, logger, onnx_path)
+    scans = _scan_layers(backend, network)
+    h, w = meta["input_size"]
+    profile = builder.create_optimization_profile()
+    profile.set_shape(INPUT_NAME, (1, 3, h, w), (options.opt_batch, 3, h, w), (options.max_batch, 3, h, w))
+    config.add_optimization_profile(profile)
+    timing = _load_timing_cache(config, options.timing_cache, backend)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise CvglError(f"TensorRT ({backend.flavour} {backend.version}) could not build {engine_path.name}: "
+                        f"{_one_line(_errors(trt, logger) or ['no error message'])}")
+    blob = bytes(memoryview(serialized))
+    seconds = time.perf_counter() - start
+    atomic_write(engine_path, lambda tmp: tmp.write_bytes(blob))
+    sidecar = {
+        "engine": str(engine_path), "engine_bytes": len(blob), "engine_sha256": hashlib.sha256(blob).hexdigest(),
+        "onnx": str(onnx_path), "tensorrt": {"flavour": backend.flavour, "version": backend.version},
+        "target": _target(config, backend), "strongly_typed": bool(flags),
+        "precision": meta.get("precision", "fp32"), "calibration": options.calibration,
+        "inputs": _tensors(network, network.num_inputs, "get_input"),
+        "outputs": _tensors(network, network.num_outputs, "get_output"),
+        "batch_profile": {"min": 1, "opt": options.opt_batch, "max": options.max_batch},
+        "workspace_mb": options.workspace_mb,
+        "model_name": meta.get("model_name"), "view": meta.get("view"), "model_sha256": meta.get("model_sha256"),
+        "descriptor_dim": meta.get("descriptor_dim"), "input_size": [h, w],
+        "selective_scan": "plugin cvgl::SelectiveScan v1" if scans["plugin_layers"] else
+                          "standard-op body (ONNX local function imported; Scan as a TensorRT loop)",
+        "plugin_lib": str(options.plugin_lib) if plugin else None, "network_layers": scans,
+        "timing_cache": str(options.timing_cache) if timing is not None else
+                        ("not used (a no-op in TensorRT-RTX)" if backend.is_rtx else None),
+        "timing_cache_saved": _save_timing_cache(config, options.timing_cache) if timing is not None else False,
+        "build_seconds": round(seconds, 2), "run_check": NOT_RUN,
+        **_warnings(logger),
+        "cvgl_edge_version": cvgl_edge.__version__,
+    }
+    atomic_write_json(sidecar, sidecar_path(engine_path))
+    return sidecar
+
+
+def sidecar_path(engine_path: Path) -> Path:
+    return Path(str(engine_path) + ".json")
+
+
+def engine_path_for(onnx_path: Path) -> Path:
+    """``<model>-<branch>[.int8].onnx`` -> ``<model>-<branch>[.int8].engine``."""
+    return Path(onnx_path).with_suffix(".engine")
+
+
+def read_sidecar(engine_path: Path) -> dict[str, Any]:
+    return json.loads(sidecar_path(engine_path).read_text())
