@@ -30,8 +30,10 @@ INT64_MAX = 2**63 - 1
 class _Body:
     """Collects the nodes of the function body; one helper per node, unique output names.
 
-    Nodes are left unnamed: every call site instantiates the same body, and TensorRT
-    warns about (and hides the outputs of) repeated node names across instances.
+    Nodes are left unnamed: every call site instantiates the same body, so any name
+    would repeat. (TensorRT-RTX still warns once per inlined instance, because it names
+    unnamed nodes after their outputs, e.g. ``node_of_u_f``; the warning is harmless and
+    trt_build.py counts it separately.)
     """
 
     def __init__(self) -> None:
