@@ -198,6 +198,30 @@ def export_command(
     run_export(request)
 
 
+@app.command("verify")
+def verify_command(
+    artifact: Path = typer.Argument(..., help="Exported file: <model>-<branch>[.int8].onnx (TensorRT .engine: needs a GPU)."),
+    against: Path = typer.Option(..., "--against", help="The checkpoint the artifact was exported from."),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP + " Default: the data the checkpoint was trained on."),
+    split: str = typer.Option("val", help="Split whose pairs are embedded: val, or test where the dataset has one."),
+    pairs: int = typer.Option(200, min=1, help="Pairs of the split to use (the first N)."),
+    min_cosine: Optional[float] = typer.Option(None, help="Override the minimum descriptor cosine (fp32 0.9999, int8 0.98)."),
+    max_r1_drop: Optional[float] = typer.Option(None, help="Override the largest allowed R@1 drop in points (int8 2.0, fp16 0.5)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verification record to this JSON file."),
+) -> None:
+    """Run an exported artifact and the PyTorch checkpoint on the same pairs; exit 1 past the thresholds."""
+    from cvgl_edge.export.verify import summary_line, verify, verify_table
+
+    with console.status(f"verifying {artifact.name} against {against.name}"):
+        record = verify(artifact, against, data=data, split=split, pairs=pairs,
+                        min_cosine=min_cosine, max_r1_drop=max_r1_drop)
+    console.print(verify_table(record))
+    _write_json(record, json_out)
+    print(summary_line(record))
+    if not record["passed"]:
+        raise typer.Exit(1)
+
+
 @app.command()
 def models(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

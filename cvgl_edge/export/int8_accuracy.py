@@ -24,7 +24,7 @@ REPORTED = ("R@1", "R@5", "R@1%")
 HEADLINE = "ground->satellite"
 
 
-def _onnx_descriptors(path: Path, dataset, view: str, batch: int = 32) -> torch.Tensor:
+def onnx_descriptors(path: Path, dataset, view: str, batch: int = 32) -> torch.Tensor:
     session = ort_session(path)
     out = []
     for start in range(0, len(dataset), batch):
@@ -33,7 +33,7 @@ def _onnx_descriptors(path: Path, dataset, view: str, batch: int = 32) -> torch.
     return torch.from_numpy(np.concatenate(out))
 
 
-def _headline(ground: torch.Tensor, satellite: torch.Tensor) -> dict[str, float]:
+def headline_recall(ground: torch.Tensor, satellite: torch.Tensor) -> dict[str, float]:
     metrics = cross_view_metrics(ground, satellite)[HEADLINE]
     return {k: round(metrics[k], 3) for k in REPORTED}
 
@@ -54,15 +54,15 @@ def int8_accuracy(
     quantized, cosine, branches = {}, {}, {}
     for view in ("ground", "satellite"):
         if view in files:
-            quantized[view] = _onnx_descriptors(files[view], dataset, view)
+            quantized[view] = onnx_descriptors(files[view], dataset, view)
             cos = cosine_rows(quantized[view].numpy(), reference[view].numpy())
             cosine[view] = {"min": float(cos.min()), "mean": float(cos.mean())}
             branches[view] = "int8 onnxruntime"
         else:
             quantized[view] = reference[view]
             branches[view] = "fp32 PyTorch (branch not exported)"
-    fp32 = _headline(reference["ground"], reference["satellite"])
-    int8 = _headline(quantized["ground"], quantized["satellite"])
+    fp32 = headline_recall(reference["ground"], reference["satellite"])
+    int8 = headline_recall(quantized["ground"], quantized["satellite"])
     return {
         "data": data, "split": "val", "pairs": len(dataset), "polar": polar, "direction": HEADLINE,
         "branches": branches, "fp32": fp32, "int8": int8,
