@@ -8,3 +8,8 @@ non-zero instead of showing a traceback.
 
 class CvglError(Exception):
     """An error caused by user input, reported as one line by the CLI."""
+
+
+def first_line(exc: BaseException) -> str:
+    """First line of a library exception's message (or its type name), for a one-line error."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset, Subset
 
 from cvgl_edge.data import build_dataset
 from cvgl_edge.eval.embed import embed_pairs
@@ -25,6 +26,31 @@ def metrics_record(metrics: dict[str, dict[str, float]], **context: Any) -> dict
     return record
 
 
+def trained_data_options(
+    payload: dict[str, Any], data: str | None = None, polar: bool | None = None
+) -> tuple[str, bool]:
+    """(data spec, polar) to evaluate with: the caller's choice, else what the checkpoint
+    was trained with, else the built-in synthetic data without polar transform."""
+    trained = payload.get("train_config") or {}
+    data = data or trained.get("data") or "synthetic"
+    polar = bool(trained.get("polar", False)) if polar is None else polar
+    return data, polar
+
+
+def model_dataset(
+    model: torch.nn.Module, data: str, split: str, polar: bool, pairs: int | None = None
+) -> Dataset:
+    """Un-augmented ``split`` of ``data`` at the model's input sizes; the first ``pairs`` only if given."""
+    sizes = model.input_sizes
+    dataset = build_dataset(
+        data, split, augment=False, polar=polar,
+        ground_size=tuple(sizes["ground"]), satellite_size=tuple(sizes["satellite"]),
+    )
+    if pairs is not None and pairs < len(dataset):
+        return Subset(dataset, range(pairs))
+    return dataset
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data: str | None = None,
@@ -40,15 +66,9 @@ def evaluate_checkpoint(
     ``data`` and ``polar`` default to what the checkpoint was trained with.
     """
     payload = read_checkpoint(checkpoint)
-    trained = payload.get("train_config") or {}
-    data = data or trained.get("data") or "synthetic"
-    polar = bool(trained.get("polar", False)) if polar is None else polar
+    data, polar = trained_data_options(payload, data, polar)
     model = model_from_payload(payload, str(checkpoint)).to(device)
-    sizes = model.input_sizes
-    dataset = build_dataset(
-        data, split, augment=False, polar=polar,
-        ground_size=tuple(sizes["ground"]), satellite_size=tuple(sizes["satellite"]),
-    )
+    dataset = model_dataset(model, data, split, polar)
     start = time.perf_counter()
     ground, satellite = embed_pairs(
         model, dataset, batch_size=batch_size, device=device, num_workers=workers,

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Subset
 
 from cvgl_edge.eval.embed import embed_pairs
 from cvgl_edge.eval.metrics import cross_view_metrics
@@ -43,13 +42,9 @@ def int8_accuracy(
 ) -> dict[str, Any]:
     """FP32 (PyTorch) vs INT8 (ONNX Runtime, per branch in ``files``; PyTorch for a branch
     not exported) recalls ground->satellite, their drop, and per-branch descriptor cosine."""
-    from cvgl_edge.data import build_dataset
+    from cvgl_edge.eval.evaluate import model_dataset
 
-    sizes = model.input_sizes
-    dataset = build_dataset(data, "val", augment=False, polar=polar,
-                            ground_size=tuple(sizes["ground"]), satellite_size=tuple(sizes["satellite"]))
-    if pairs is not None and pairs < len(dataset):
-        dataset = Subset(dataset, range(pairs))
+    dataset = model_dataset(model, data, "val", polar, pairs)
     reference = dict(zip(("ground", "satellite"), embed_pairs(model, dataset, show_progress=False)))
     quantized, cosine, branches = {}, {}, {}
     for view in ("ground", "satellite"):

@@ -134,12 +134,13 @@ def _problems(report: dict[str, Any]) -> list[str]:
 
 def run_int8_export(request: Any, recipe: Recipe, views: list[str]) -> list[dict[str, Any]]:
     """Every requested branch as INT8, then the retrieval accuracy with both branches."""
+    from cvgl_edge.eval.evaluate import trained_data_options
     from cvgl_edge.export.onnx_metadata import state_dict_sha256
     from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 
     payload = read_checkpoint(request.checkpoint, trusted=request.trusted)
     model = model_from_payload(payload, str(request.checkpoint)).eval()
-    polar = bool((payload.get("train_config") or {}).get("polar", False))
+    _, polar = trained_data_options(payload)
     digest = state_dict_sha256(model)
     reports = []
     for view in views:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from cvgl_edge.errors import CvglError
+from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export.onnx_metadata import INPUT_NAME
 from cvgl_edge.io import atomic_write_json
 
@@ -172,7 +172,7 @@ def quantize_int8(
                 extra_options=_EXTRA_OPTIONS,
             )
         except Exception as exc:  # noqa: BLE001 - one line for the user
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise CvglError(f"INT8 quantization failed: {first}") from exc
         finally:
             logger.setLevel(level)

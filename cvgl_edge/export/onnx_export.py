@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 import cvgl_edge
-from cvgl_edge.errors import CvglError
+from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export import scan_contract as contract
 from cvgl_edge.export.onnx_format import DEFAULT_OPSET, check_opset, stamp_versions
 from cvgl_edge.export.onnx_metadata import INPUT_NAME, OUTPUT_NAME, export_metadata, write_metadata
@@ -84,7 +84,7 @@ def _trace(model: nn.Module, view: str, opset: int) -> onnx.ModelProto:
                 verbose=False,
             )
     except Exception as exc:  # noqa: BLE001 - report the exporter's failure in one line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise CvglError(f"ONNX export of the {view} branch failed: {first}") from exc
     return program.model_proto
 

@@ -15,6 +15,7 @@ import onnx
 import torch
 from torch import nn
 
+from cvgl_edge.errors import first_line
 from cvgl_edge.export import scan_contract as contract
 from cvgl_edge.export.onnx_metadata import INPUT_NAME
 
@@ -45,7 +46,7 @@ def checker_error(path: str | Path) -> str | None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return first_line(exc)
     return None
 
 

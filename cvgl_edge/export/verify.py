@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Subset
 
-from cvgl_edge.errors import CvglError
+from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.eval.embed import embed_pairs
 from cvgl_edge.export.int8_accuracy import HEADLINE, REPORTED, headline_recall, onnx_descriptors
 from cvgl_edge.export.onnx_metadata import OUTPUT_NAME, read_metadata, state_dict_sha256
@@ -131,7 +130,7 @@ def verify(artifact: Path, checkpoint: Path, data: str | None = None, split: str
            min_cosine: float | None = None, max_r1_drop: float | None = None,
            trusted: bool = False) -> dict[str, Any]:
     """Verify one artifact against its checkpoint; the record says ``passed`` and ``failures``."""
-    from cvgl_edge.data import build_dataset
+    from cvgl_edge.eval.evaluate import model_dataset, trained_data_options
     from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 
     if pairs is not None and pairs < 1:
@@ -151,23 +150,17 @@ def verify(artifact: Path, checkpoint: Path, data: str | None = None, split: str
     defaults = THRESHOLDS[precision]
     thresholds = Thresholds(min_cosine=defaults.min_cosine if min_cosine is None else min_cosine,
                             max_r1_drop=defaults.max_r1_drop if max_r1_drop is None else max_r1_drop)
-    trained = payload.get("train_config") or {}
-    polar = bool(trained.get("polar", False))
-    data = data or trained.get("data") or "synthetic"  # default: what the checkpoint trained on
-    sizes = model.input_sizes
-    dataset = build_dataset(data, split, augment=False, polar=polar,
-                            ground_size=tuple(sizes["ground"]), satellite_size=tuple(sizes["satellite"]))
+    data, polar = trained_data_options(payload, data)
+    dataset = model_dataset(model, data, split, polar, pairs)
     if len(dataset) == 0:
         raise CvglError(f"{data} has no {split} pairs")
-    if pairs is not None and pairs < len(dataset):
-        dataset = Subset(dataset, range(pairs))
 
     with torch.no_grad():
         reference = dict(zip(VIEWS, embed_pairs(model, dataset, show_progress=False)))
     try:
         produced = onnx_descriptors(artifact, dataset, view)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise CvglError(f"onnxruntime cannot run {artifact.name}: {first}") from exc
     ref_np, out_np = reference[view].numpy(), produced.numpy()
     if out_np.shape != ref_np.shape:

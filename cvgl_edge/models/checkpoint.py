@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cvgl_edge.errors import CvglError
+from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.models.registry import build_model
 
 FORMAT = "cvgl-edge"
@@ -77,7 +77,7 @@ def read_checkpoint(
             with torch.serialization.safe_globals(_numpy_safe_globals()):
                 payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unreadable file is a user problem
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise CvglError(f"cannot read checkpoint {path}: {first}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CvglError(f"{path} is not a cvgl-edge checkpoint (no 'format': '{FORMAT}' entry)")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvgl_edge.errors import CvglError
+from cvgl_edge.errors import CvglError, first_line
 
 ClsPosition = Literal["middle", "first"]
 
@@ -66,7 +66,7 @@ def read_vim_state_dict(path: str | Path, trusted: bool = False) -> dict[str, to
             with torch.serialization.safe_globals([argparse.Namespace]):
                 obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any read failure is a user-file problem
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         hint = "" if trusted else " (if you trust this file, load it with trusted=True)"
         raise CvglError(f"cannot read Vim checkpoint {path}: {first}{hint}") from exc
     if isinstance(obj, dict):
