@@ -272,6 +272,19 @@ def doctor(
     console.print(table)
 
 
+def _register_subsystem_commands() -> None:
+    """Commands whose modules live with their subsystem (bench/, localize/)."""
+    from cvgl_edge.bench.command import bench_command
+    from cvgl_edge.localize.command import index_app, localize_command
+
+    app.command("bench")(bench_command)
+    app.command("localize")(localize_command)
+    app.add_typer(index_app, name="index")
+
+
+_register_subsystem_commands()
+
+
 def one_line(error: CvglError) -> str:
     """The user-facing line of an error; DataLoader workers re-raise it wrapped in a
     traceback whose last line is ``...CvglError: <message>``."""

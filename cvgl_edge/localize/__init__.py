@@ -1,0 +1,1 @@
+"""On-drone localisation: satellite tile index, frame sources, search, temporal filter, sinks."""
