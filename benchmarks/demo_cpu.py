@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import re
 import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from cvgl_edge.bench.machine import load_average, machine_info
+from cvgl_edge.bench.machine import load_average, machine_info, result_stem
 from cvgl_edge.demo import DemoSettings, run_demo
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,8 +48,7 @@ def main() -> None:
         "note": args.note,
         "demo": {k: v for k, v in record.items() if k != "checkpoint"},
     }
-    host = re.sub(r"[^A-Za-z0-9_.-]", "-", result["machine"]["host"] or "host")
-    stem = RESULTS / f"demo_cpu_{host}_{dt.date.today():%Y%m%d}{'_nopolar' if args.no_polar else ''}"
+    stem = result_stem(RESULTS, "demo_cpu", "_nopolar" if args.no_polar else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(_markdown(result))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import re
 import shlex
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 import onnx
 import onnxruntime
 
-from cvgl_edge.bench.machine import load_average, machine_info
+from cvgl_edge.bench.machine import load_average, machine_info, result_stem
 from cvgl_edge.export.onnx_export import export_branch
 from cvgl_edge.export.onnx_validate import ort_session
 from cvgl_edge.bench.timing import summarize_ms, time_ms
@@ -77,8 +76,7 @@ def main() -> None:
         "file_mb": {r["branch"]: round(r["file_bytes"] / 1e6, 2) for r in reports},
         "latency_batch1_onnxruntime": timing, "load_average_before_after": [load_before, load_average()],
     }
-    host = re.sub(r"[^A-Za-z0-9_.-]", "-", result["machine"]["host"] or "host")
-    stem = RESULTS / f"int8_ort_{host}_{dt.date.today():%Y%m%d}"
+    stem = result_stem(RESULTS, "int8_ort")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     m, recipe = result["machine"], result["calibration"]["recipe"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import re
 import shlex
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import numpy as np
 import onnxruntime
 import torch
 
-from cvgl_edge.bench.machine import load_average, machine_info
+from cvgl_edge.bench.machine import load_average, machine_info, result_stem
 from cvgl_edge.bench.timing import summarize_ms, time_ms
 from cvgl_edge.export.onnx_export import export_branch, save_onnx
 from cvgl_edge.export.onnx_validate import cosine_rows, ort_session, torch_descriptors
@@ -73,8 +72,7 @@ def main() -> None:
         "torch_scan_backend": active_backend("cpu"),
         "torch": torch_t, "onnxruntime_cpu": ort_t,
     }
-    host = re.sub(r"[^A-Za-z0-9_.-]", "-", result["machine"]["host"] or "host")
-    stem = RESULTS / f"onnx_cpu_{host}_{dt.date.today():%Y%m%d}_{args.model}-{args.view}"
+    stem = result_stem(RESULTS, "onnx_cpu", f"_{args.model}-{args.view}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]

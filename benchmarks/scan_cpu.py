@@ -24,8 +24,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import re
 import shlex
 import sys
 import tempfile
@@ -38,7 +36,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 import torch  # noqa: E402
 
-from cvgl_edge.bench.machine import load_average, machine_info  # noqa: E402
+from cvgl_edge.bench.machine import load_average, machine_info, result_stem  # noqa: E402
 from cvgl_edge.bench.timing import percentile, time_ms  # noqa: E402
 from cvgl_edge.ops import selective_scan, selective_scan_reference, use_backend  # noqa: E402
 from cvgl_edge.ops import cpu_kernel  # noqa: E402
@@ -209,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         report["cases"][name] = run_case(name, CASES[name], backends, args.warmup, args.repeats)
     report["load_after"] = load_average()
 
-    host = re.sub(r"[^A-Za-z0-9_.-]", "-", platform.node() or platform.machine())
-    out = args.json or REPO / "benchmarks" / "results" / f"scan_cpu_{host}_{today:%Y%m%d}.json"
+    out = args.json or result_stem(REPO / "benchmarks" / "results", "scan_cpu").with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     write_markdown(out.with_suffix(".md"), report)

@@ -116,26 +116,29 @@ def train(
 
 @app.command("eval")
 def eval_command(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `cvgl-edge train` (last.pt or best.pt)."),
-    data: Optional[str] = typer.Option(None, help=DATA_HELP + " Default: the data the checkpoint was trained on."),
+    source: Path = typer.Argument(..., help="Checkpoint written by `cvgl-edge train` (torch), or an export folder / one of its .onnx or .engine files."),
+    backend: Optional[str] = typer.Option(None, help="torch, onnxruntime or tensorrt. Default: from SOURCE's suffix (.pt torch, .onnx or a folder onnxruntime, .engine tensorrt)."),
+    precision: Optional[str] = typer.Option(None, help="Exported files to pick: fp32 (default), fp16 or int8. torch: fp16/bf16 autocast on CUDA."),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP + " Default: the data a checkpoint was trained on; synthetic for exported files."),
     split: str = typer.Option("val", help="Split to evaluate: val, or test where the dataset has one."),
-    batch_size: int = typer.Option(64, min=1, help="Images per forward pass."),
-    polar: Optional[bool] = typer.Option(None, "--polar/--no-polar", help="Polar-transform satellite images. Default: as in training."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(64, min=1, help="Images per forward pass (engines: at most their maximum batch)."),
+    polar: Optional[bool] = typer.Option(None, "--polar/--no-polar", help="Polar-transform satellite images. Default: as in training (exported files: no)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (tensorrt: a CUDA GPU)."),
     workers: int = typer.Option(0, min=0, help="DataLoader worker processes."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Retrieval metrics of a checkpoint: R@1, R@5, R@10, R@1% and mAP in both directions."""
-    from cvgl_edge.eval.evaluate import evaluate_checkpoint
+    """Retrieval metrics of a checkpoint or of exported branches: R@1, R@5, R@10, R@1% and mAP in both directions."""
+    from cvgl_edge.eval.evaluate import evaluate_source
     from cvgl_edge.eval.report import metrics_table
-    from cvgl_edge.train.loop import resolve_device
 
-    record = evaluate_checkpoint(
-        checkpoint, data, split=split, batch_size=batch_size, device=resolve_device(device),
-        polar=polar, workers=workers, show_progress=progress,
+    record = evaluate_source(
+        source, backend, data, split=split, batch_size=batch_size, device=device,
+        polar=polar, workers=workers, show_progress=progress, precision=precision,
     )
-    console.print(metrics_table(record["directions"], f"{checkpoint} on {record['data']} ({split}, {record['pairs']} pairs)"))
+    ran = record.get("runtime") or record["backend"]
+    console.print(metrics_table(record["directions"], f"{source} on {record['data']} ({split}, {record['pairs']} pairs) "
+                                                      f"with {ran}"))
     _write_json(record, json_out)
 
 
@@ -174,34 +177,41 @@ def export_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by `cvgl-edge train` (last.pt or best.pt)."),
     branch: str = typer.Option("both", help="Encoder to export: ground, satellite or both."),
     format_: str = typer.Option("onnx", "--format", help="Output format: onnx, or engine (the ONNX file, then a TensorRT engine built with tensorrt or tensorrt-rtx)."),
-    precision: str = typer.Option("fp32", help="Numeric precision: fp32 or int8 (QDQ, calibrated; fp16: not implemented yet)."),
-    out: Path = typer.Option(Path("exports"), help="Folder for <model>-<branch>.onnx and <model>-<branch>.report.json."),
+    precision: str = typer.Option("fp32", help="Numeric precision: fp32, fp16 (strongly typed FP16 graph, norms/scan/pooling in FP32) or int8 (QDQ, calibrated)."),
+    out: Path = typer.Option(Path("exports"), help="Folder for <model>-<branch>[.fp16|.int8].onnx, its .report.json and .verify.json."),
     opset: int = typer.Option(18, help="ONNX opset of the standard-op graph (18-21)."),
     check_images: int = typer.Option(4, min=1, help="Synthetic images for the onnxruntime-vs-PyTorch check."),
     calibration: Path = typer.Option(None, help="INT8: calibration recipe JSON (default: the built-in synthetic-default, see calibration/)."),
-    eval_data: str = typer.Option("synthetic", help="INT8: dataset whose val split measures the FP32 -> INT8 recall drop."),
-    eval_pairs: int = typer.Option(None, help="INT8: val pairs for the recall comparison (default all; 0 skips it)."),
-    max_r1_drop: float = typer.Option(None, help="INT8: reject (remove) the INT8 files if R@1 drops by more points than this."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Verify every written file against the checkpoint (as `cvgl-edge verify`) and write <file>.verify.json; a file that fails is removed."),
+    verify_pairs: int = typer.Option(200, min=1, help="Verification: val pairs embedded per file."),
+    eval_data: Optional[str] = typer.Option(None, help="Verification: dataset whose val split is used (default: the data the checkpoint was trained on). " + DATA_HELP),
+    max_r1_drop: Optional[float] = typer.Option(None, help="Verification: largest allowed R@1 drop in points (default per precision: fp16 0.5, int8 2.0; fp32 is held to cosine >= 0.9999)."),
+    eval_pairs: Optional[int] = typer.Option(None, hidden=True, help="Old name of --verify-pairs (0: --no-verify)."),
     plugin_lib: Path = typer.Option(None, help="Engine: cvgl_trt_plugins library serving SelectiveScan (default: the standard-op body is built)."),
     max_batch: int = typer.Option(8, help="Engine: largest batch of the optimisation profile."),
     opt_batch: int = typer.Option(1, help="Engine: batch the profile is tuned for."),
     workspace_mb: int = typer.Option(1024, help="Engine: builder workspace memory pool limit (MiB)."),
+    int8_mode: str = typer.Option("explicit", help="Engine, INT8: explicit (from the QDQ file) or implicit (TensorRT 10.x calibrates the FP32 file)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the export reports (with the verification outcome) to this JSON file."),
 ) -> None:
-    """Export encoder branches to ONNX (one SelectiveScan node per scan), checked against PyTorch."""
+    """Export encoder branches to ONNX (one SelectiveScan node per scan), checked against PyTorch, then verified."""
     from cvgl_edge.export.pipeline import ExportRequest, run_export
 
     request = ExportRequest(checkpoint=checkpoint, out=out, branch=branch, format=format_,
                             precision=precision, opset=opset, check_images=check_images,
-                            calibration=calibration, eval_data=eval_data, eval_pairs=eval_pairs,
-                            max_r1_drop=max_r1_drop, plugin_lib=plugin_lib, max_batch=max_batch,
-                            opt_batch=opt_batch, workspace_mb=workspace_mb)
-    run_export(request)
+                            calibration=calibration, verify=verify, verify_pairs=verify_pairs,
+                            eval_data=eval_data, eval_pairs=eval_pairs, max_r1_drop=max_r1_drop,
+                            plugin_lib=plugin_lib, max_batch=max_batch, opt_batch=opt_batch,
+                            workspace_mb=workspace_mb, int8_mode=int8_mode)
+    reports = run_export(request)
+    _write_json({"reports": reports}, json_out)
 
 
 @app.command("verify")
 def verify_command(
-    artifact: Path = typer.Argument(..., help="Exported file: <model>-<branch>[.int8].onnx (TensorRT .engine: needs a GPU)."),
+    artifact: Path = typer.Argument(..., help="Exported file: <model>-<branch>[.int8].onnx, or a TensorRT .engine with its .engine.json sidecar (runs on a GPU)."),
     against: Path = typer.Option(..., "--against", help="The checkpoint the artifact was exported from."),
+    backend: Optional[str] = typer.Option(None, help="onnxruntime (CPU) or tensorrt (GPU). Default: from the suffix (.onnx, .engine)."),
     data: Optional[str] = typer.Option(None, help=DATA_HELP + " Default: the data the checkpoint was trained on."),
     split: str = typer.Option("val", help="Split whose pairs are embedded: val, or test where the dataset has one."),
     pairs: int = typer.Option(200, min=1, help="Pairs of the split to use (the first N)."),
@@ -214,7 +224,7 @@ def verify_command(
 
     with console.status(f"verifying {artifact.name} against {against.name}"):
         record = verify(artifact, against, data=data, split=split, pairs=pairs,
-                        min_cosine=min_cosine, max_r1_drop=max_r1_drop)
+                        min_cosine=min_cosine, max_r1_drop=max_r1_drop, backend=backend)
     console.print(verify_table(record))
     _write_json(record, json_out)
     print(summary_line(record))

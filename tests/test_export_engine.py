@@ -1,7 +1,8 @@
 """TensorRT engine building (``--format engine``): with tensorrt-rtx (CPU-only AOT build) an
 fp32 and an int8 engine build from the exported ONNX with the standard-op scan body and the
-sidecar describes them; a missing package, a corrupt ONNX and bad options are one-line errors.
-Engines are not run (no GPU here; deserialising needs a CUDA driver)."""
+sidecar describes them (incl. the compute-capability targets); a missing package, a corrupt
+ONNX and bad options are one-line errors. Engines are not run (no GPU here; deserialising
+needs a CUDA driver). Implicit INT8 (TensorRT 10.x only) is tested in test_export_trt_int8.py."""
 
 import builtins
 import json
@@ -14,20 +15,13 @@ from cvgl_edge.export import trt_backend
 from cvgl_edge.export.pipeline import ExportRequest, run_export
 from cvgl_edge.export.trt_build import EngineOptions, build_engine, read_sidecar
 from cvgl_edge.models import build_model, save_checkpoint
+from tiny import TINY
+from trt_available import has_tensorrt
 
-TINY = dict(depth=2, embed_dim=32, ground_size=(32, 128), satellite_size=(64, 64))
 RECIPE = {"name": "test", "dataset": "synthetic:48", "split": "train", "count": 16, "batch_size": 8, "seed": 3}
 
 
-def _has_trt() -> bool:
-    try:
-        trt_backend.load_backend()
-        return True
-    except CvglError:
-        return False
-
-
-needs_trt = pytest.mark.skipif(not _has_trt(), reason="neither tensorrt nor tensorrt-rtx installed "
+needs_trt = pytest.mark.skipif(not has_tensorrt(), reason="neither tensorrt nor tensorrt-rtx installed "
                                "(pip install cvgl-edge[trt-rtx])")
 
 
@@ -43,7 +37,8 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fp32(checkpoint):
     request = ExportRequest(checkpoint=checkpoint, out=checkpoint.parent / "fp32", branch="ground",
-                            format="engine", check_images=2, max_batch=4, opt_batch=2, workspace_mb=256)
+                            format="engine", check_images=2, max_batch=4, opt_batch=2, workspace_mb=256,
+                            verify_pairs=16)
     (report,) = run_export(request)
     return report
 
@@ -65,8 +60,11 @@ def test_fp32_engine_and_sidecar(fp32):
     assert side["plugin_lib"] is None and side["network_layers"]["plugin_layers"] == 0
     assert side["network_layers"]["loop_layers"] > 0 and side["selective_scan"].startswith("standard-op body")
     assert "not run here" in side["run_check"] and side["tensorrt"]["flavour"] in trt_backend.FLAVOURS
+    assert side["int8_mode"] is None
     if side["tensorrt"]["flavour"] == "tensorrt_rtx":
-        assert side["target"].startswith("AOT, CPU-built")
+        # Built on the CPU for TensorRT-RTX's default targets: no build GPU, a list of compute capabilities.
+        assert side["target"].startswith("AOT, CPU-built") and side["gpu"] is None
+        assert side["compute_capabilities"] == ["8.0", "8.6", "8.9", "12.0"] and side["compute_capabilities_default"]
 
 
 @needs_trt
@@ -92,6 +90,7 @@ def test_int8_qdq_engine_builds(checkpoint):
     side = report["engine"]
     assert side["engine"].endswith("geossm-nano-ground.int8.engine") and side["engine_bytes"] > 100_000
     assert side["precision"] == "int8" and side["calibration"]["recipe"]["name"] == "test"
+    assert side["int8_mode"] == "explicit" and side["strongly_typed"]
     assert side["network_layers"]["plugin_layers"] == 0
 
 
@@ -136,3 +135,16 @@ def test_bad_engine_options(checkpoint, options, message):
 def test_plugin_lib_needs_engine_format(checkpoint):
     with pytest.raises(CvglError, match="--format engine only"):
         run_export(ExportRequest(checkpoint=checkpoint, out=checkpoint.parent / "bad", plugin_lib=checkpoint))
+
+
+@needs_trt
+def test_implicit_int8_refused_before_export_with_tensorrt_rtx(checkpoint):
+    """TensorRT-RTX is strongly typed only: --int8-mode implicit fails in a second, before any export work."""
+    if trt_backend.load_backend().flavour != "tensorrt_rtx":
+        pytest.skip("the installed TensorRT is not TensorRT-RTX")
+    request = ExportRequest(checkpoint=checkpoint, out=checkpoint.parent / "implicit", format="engine", precision="int8")
+    request.int8_mode = "implicit"  # set like this until ExportRequest has the field (the engine step reads getattr)
+    with pytest.raises(CvglError, match=r"^implicit INT8 needs TensorRT 10\.x; TensorRT 11 and TensorRT-RTX take the "
+                                        r"explicit QDQ file: --int8-mode explicit \(found tensorrt_rtx "):
+        run_export(request)
+    assert not (checkpoint.parent / "implicit").exists()

@@ -1,6 +1,6 @@
 """INT8 export: QDQ only around MatMul/Conv (scan, norms, reductions float), ORT runs it
-with a dynamic batch close to PyTorch, the calibration cache is reused, the TensorRT
-text cache parses, and bad recipes are user errors."""
+with a dynamic batch close to PyTorch, the export verifies it (INT8 thresholds), the
+calibration cache is reused, the TensorRT text cache parses, and bad recipes are user errors."""
 
 import json
 import math
@@ -38,7 +38,7 @@ def exported(tmp_path_factory):
     recipe = root / "recipe.json"
     recipe.write_text(json.dumps(RECIPE))
     request = ExportRequest(checkpoint=checkpoint, out=root / "out", branch="ground", precision="int8",
-                            check_images=3, calibration=recipe, eval_pairs=40)
+                            check_images=3, calibration=recipe, verify_pairs=40)
     runs_before = int8_quantize.CALIBRATION_RUNS
     (report,) = run_export(request)
     return model, request, report, int8_quantize.CALIBRATION_RUNS - runs_before
@@ -94,14 +94,19 @@ def test_ort_dynamic_batch_close_to_pytorch(exported):
     assert report["parity"]["cosine_min"] > MIN_COSINE
 
 
-def test_report_has_accuracy_with_fp32_other_branch(exported):
-    _, _, report, _ = exported
-    accuracy = report["accuracy"]
-    assert accuracy["pairs"] == 40 and accuracy["split"] == "val"
-    assert accuracy["branches"]["satellite"].startswith("fp32")
-    for key in ("R@1", "R@5", "R@1%"):
-        assert key in accuracy["fp32"] and key in accuracy["int8"] and key in accuracy["drop"]
-    assert accuracy["descriptor_cosine"]["ground"]["min"] > MIN_COSINE
+def test_verified_at_export_with_pytorch_other_branch(exported):
+    _, request, report, _ = exported
+    record = json.loads((request.out / "geossm-nano-ground.int8.onnx.verify.json").read_text())
+    assert record["status"] == "passed" and record["precision"] == "int8"
+    assert record["pairs"] == 40 and record["split"] == "val" and record["view"] == "ground"
+    assert record["branches"]["satellite"] == "PyTorch"
+    assert record["thresholds"] == {"min_cosine": 0.98, "max_r1_drop": 2.0}
+    for side in ("pytorch", "artifact", "drop"):
+        assert set(record["recall"][side]) == {"R@1", "R@5", "R@1%"}
+    assert record["descriptors"]["cosine_min"] > MIN_COSINE
+    saved = json.loads(artifact_paths(request.out, "geossm-nano-ground")["report"].read_text())
+    assert saved["verification"]["status"] == "passed" and "accuracy" not in saved  # no second recall pass
+    assert saved["verification"]["r1_drop"] == record["recall"]["drop"]["R@1"]
 
 
 def test_calibration_cache_written_and_reused(exported):
@@ -113,10 +118,11 @@ def test_calibration_cache_written_and_reused(exported):
     before = int8_quantize.CALIBRATION_RUNS
     (again,) = run_export(ExportRequest(**{**request.__dict__, "eval_pairs": 0}))
     assert int8_quantize.CALIBRATION_RUNS == before and again["calibration"]["reused_cache"] is True
+    assert again["verification"] == {"status": "skipped", "reason": "--eval-pairs 0"}  # the old spelling of --no-verify
     # A different recipe does not match the cache: it recalibrates.
     other = request.out.parent / "other.json"
     other.write_text(json.dumps({**RECIPE, "seed": 4}))
-    run_export(ExportRequest(**{**request.__dict__, "eval_pairs": 0, "calibration": other}))
+    run_export(ExportRequest(**{**request.__dict__, "verify": False, "calibration": other}))
     assert int8_quantize.CALIBRATION_RUNS == before + 1
 
 

@@ -1,5 +1,6 @@
 """FP32 ONNX export: one cvgl.SelectiveScan node per scan with a standard-op local
-function, metadata, onnx checker, and onnxruntime vs PyTorch on both views."""
+function, metadata, onnx checker, onnxruntime vs PyTorch on both views, and the
+verification report written next to each file."""
 
 import itertools
 import json
@@ -34,7 +35,7 @@ def exported(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model("geossm-nano", **TINY).eval()
     checkpoint = save_checkpoint(model, root / "tiny.pt")
-    reports = run_export(ExportRequest(checkpoint=checkpoint, out=root / "out", check_images=3))
+    reports = run_export(ExportRequest(checkpoint=checkpoint, out=root / "out", check_images=3, verify_pairs=16))
     files = {r["branch"]: root / "out" / f"geossm-nano-{r['branch']}.onnx" for r in reports}
     return model, files, {r["branch"]: r for r in reports}
 
@@ -99,6 +100,19 @@ def test_checker_versions_and_io(exported, view):
     assert report["parity"]["cosine_min"] >= 0.9999 and report["file_bytes"] == files[view].stat().st_size
     saved = json.loads(files[view].with_name(f"geossm-nano-{view}.report.json").read_text())
     assert saved["parity"] == report["parity"]
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_verification_report_next_to_each_file(exported, view):
+    _, files, reports = exported
+    record = json.loads(files[view].with_name(files[view].name + ".verify.json").read_text())
+    assert record["status"] == "passed" and record["passed"] and record["failures"] == []
+    assert record["artifact"] == str(files[view]) and record["view"] == view and record["precision"] == "fp32"
+    assert record["pairs"] == 16 and record["split"] == "val" and record["descriptors"]["cosine_min"] >= 0.9999
+    entry = reports[view]["verification"]
+    assert entry["status"] == "passed" and entry["report"] == str(files[view]) + ".verify.json"
+    saved = json.loads(files[view].with_name(f"geossm-nano-{view}.report.json").read_text())
+    assert saved["verification"] == entry  # the report on disk was rewritten with the outcome
 
 
 def test_metadata(exported):
@@ -175,8 +189,10 @@ def ort_session_of(model: onnx.ModelProto):
 
 @pytest.mark.parametrize("changes,fragment", [
     (dict(branch="aerial"), "unknown --branch 'aerial'"),
-    (dict(precision="fp16"), "--precision fp16 is not implemented yet"),
     (dict(precision="int4"), "unknown --precision 'int4'"),
+    (dict(precision="fp16", calibration="recipe.json"), "--calibration applies to --precision int8 only"),
+    (dict(verify=False, max_r1_drop=1.0), "cannot be used with --no-verify"),
+    (dict(verify_pairs=0), "--verify-pairs must be >= 1"),
     (dict(format="tensorrt"), "unknown --format 'tensorrt'; choose onnx, engine"),
     (dict(format="tflite"), "unknown --format 'tflite'"),
     (dict(opset=13), "--opset 13 is not supported"),
@@ -194,7 +210,8 @@ def _cli(*args):
 
 @pytest.mark.parametrize("args,fragment", [
     (("--branch", "aerial"), "unknown --branch"),
-    (("--precision", "fp16"), "not implemented yet"),
+    (("--precision", "int4"), "unknown --precision"),
+    (("--no-verify", "--max-r1-drop", "1"), "cannot be used with --no-verify"),
 ])
 def test_cli_one_line_errors(tmp_path, args, fragment):
     result = _cli("export", str(tmp_path / "missing.pt"), "--out", str(tmp_path), *args)

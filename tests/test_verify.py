@@ -1,5 +1,6 @@
 """`cvgl-edge verify`: an exported ONNX file re-checked against its checkpoint (ONNX Runtime
-vs PyTorch on the same val pairs), exit 0 within thresholds, 1 past them, 2 for user errors."""
+vs PyTorch on the same val pairs), exit 0 within thresholds, 1 past them, 2 for user errors.
+Engines go through the TensorRT encoder; here (no GPU) only its refusals can be checked."""
 
 import json
 from pathlib import Path
@@ -24,7 +25,8 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("verify")
     torch.manual_seed(0)
     checkpoint = save_checkpoint(build_model("geossm-nano", **TINY).eval(), root / "tiny.pt")
-    (report,) = run_export(ExportRequest(checkpoint=checkpoint, out=root / "out", branch="ground", check_images=2))
+    (report,) = run_export(ExportRequest(checkpoint=checkpoint, out=root / "out", branch="ground", check_images=2,
+                                       verify=False))
     fp32 = Path(report["file"])
 
     model = onnx.load(str(fp32))
@@ -50,6 +52,8 @@ def test_fp32_export_passes_with_cosine_one(exported):
         assert key in record, key
     assert record["precision"] == "fp32" and record["view"] == "ground" and record["pairs"] == int(PAIRS)
     assert record["branches"] == {"ground": "artifact (onnxruntime)", "satellite": "PyTorch"}
+    assert record["format"] == "onnx" and record["backend"] == "onnxruntime" and record["device"] == "cpu"
+    assert record["runtime"].startswith("onnxruntime ") and record["runtime"].endswith(" CPUExecutionProvider")
     d = record["descriptors"]
     assert d["cosine_min"] > 0.99999 and d["max_abs_err"] < 1e-4 and d["polygraphy"]["passed"]
     assert set(record["recall"]) == {"pytorch", "artifact", "drop"}
@@ -104,8 +108,38 @@ def test_bad_artifacts_are_user_errors(exported):
     garbage = root / "garbage.onnx"
     garbage.write_bytes(b"not a protobuf at all \xff\xfe")
     _assert_one_line_error(cli("verify", str(garbage), "--against", str(checkpoint)), "garbage.onnx")
-    engine = root / "m-ground.engine"
-    engine.write_bytes(b"\0" * 16)
-    if not torch.cuda.is_available():
+    _assert_one_line_error(cli("verify", str(checkpoint), "--against", str(checkpoint)),
+                           "verify checks an exported .onnx or .engine file")
+    _assert_one_line_error(cli("verify", str(garbage), "--against", str(checkpoint), "--backend", "tensorrt"),
+                           "--backend tensorrt needs a TensorRT .engine file")
+
+
+def test_engines_go_through_the_tensorrt_encoder(exported):
+    """An engine is opened by TrtEncoder: its sidecar checks answer in one line (no GPU here)."""
+    import hashlib
+
+    from cvgl_edge.errors import CvglError
+    from cvgl_edge.export.trt_backend import load_backend
+
+    root, checkpoint, _, _ = exported
+    engine = root / "geossm-nano-ground.engine"
+    blob = b"\0" * 16
+    engine.write_bytes(blob)
+    _assert_one_line_error(cli("verify", str(engine), "--against", str(checkpoint)),
+                           "has no sidecar geossm-nano-ground.engine.json")
+    sidecar = {"engine_sha256": hashlib.sha256(blob).hexdigest(), "model_name": "geossm-nano", "view": "ground",
+               "model_sha256": "0" * 64, "descriptor_dim": 128, "input_size": [32, 128],
+               "tensorrt": {"flavour": "tensorrt", "version": "10.3.0"}}
+    (root / "geossm-nano-ground.engine.json").write_text(json.dumps(sidecar))
+    try:
+        installed = load_backend(prefer="tensorrt")
+    except CvglError:
+        installed = None
+    if installed is not None and (installed.flavour, installed.version) != ("tensorrt", "10.3.0"):
         _assert_one_line_error(cli("verify", str(engine), "--against", str(checkpoint)),
-                               "running engines needs a GPU with TensorRT; not available here")
+                               f"engine built with tensorrt 10.3.0, this is {installed.flavour} {installed.version}: "
+                               "rebuild it with cvgl-edge export --format engine")
+    if installed is not None and not torch.cuda.is_available():
+        sidecar["tensorrt"] = {"flavour": installed.flavour, "version": installed.version}
+        (root / "geossm-nano-ground.engine.json").write_text(json.dumps(sidecar))
+        _assert_one_line_error(cli("verify", str(engine), "--against", str(checkpoint)), "no CUDA GPU available")

@@ -49,3 +49,11 @@ def load_average() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
+
+
+def result_stem(results: Path, benchmark: str, suffix: str = "") -> Path:
+    """``results/<benchmark>_<host>_<YYYYMMDD><suffix>``: one file per machine and date."""
+    import datetime as dt
+
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", platform.node() or platform.machine())
+    return Path(results) / f"{benchmark}_{host}_{dt.date.today():%Y%m%d}{suffix}"

@@ -35,3 +35,29 @@ def summarize_ms(times: list[float], digits: int = 2) -> dict[str, float]:
         "min_ms": round(min(times), digits),
         "max_ms": round(max(times), digits),
     }
+
+
+def summarize_runs(times: list[float], digits: int = 3) -> dict[str, float | int]:
+    """What a benchmark row reports about one cell's timed runs (ms): n, p50/p90/p99,
+    mean, std (population) and min/max. Percentiles are linear-interpolated, so with few
+    runs p99 sits close to the maximum: ``n`` is reported so a reader can judge that."""
+    if not times:
+        raise ValueError("no timed runs to summarise")
+    n = len(times)
+    mean = sum(times) / n
+    std = (sum((t - mean) ** 2 for t in times) / n) ** 0.5
+    return {
+        "n": n,
+        "p50_ms": round(percentile(times, 50), digits),
+        "p90_ms": round(percentile(times, 90), digits),
+        "p99_ms": round(percentile(times, 99), digits),
+        "mean_ms": round(mean, digits),
+        "std_ms": round(std, digits),
+        "min_ms": round(min(times), digits),
+        "max_ms": round(max(times), digits),
+    }
+
+
+def throughput_per_s(batch: int, p50_ms: float) -> float:
+    """Items per second at the median latency of one batch (batch / p50)."""
+    return batch / (p50_ms / 1e3) if p50_ms > 0 else float("inf")

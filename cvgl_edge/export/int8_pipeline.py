@@ -5,8 +5,10 @@ Per branch: FP32 export (as for fp32) -> calibration (recipe images, or the cach
 with a dynamic batch) -> atomic rename to ``OUT/<model>-<branch>.int8.onnx``. Beside it:
 ``.int8.calib.json`` (ranges cache), ``.int8.calib.trt`` (TensorRT text cache),
 ``.int8.calibration-manifest.json`` (the images used) and ``.int8.report.json``.
-Accuracy (descriptor cosine, R@1/R@5/R@1% vs FP32 PyTorch on the val split) is measured
-and reported, not enforced unless ``max_r1_drop`` is given.
+Accuracy (descriptor cosine, R@1/R@5/R@1% vs FP32 PyTorch on the val split) is not
+measured here: the export's verification step (``auto_verify``, run for every precision)
+does it per file, with the INT8 thresholds of ``verify.THRESHOLDS`` (R@1 drop <= 2
+points unless ``--max-r1-drop`` says otherwise), and removes a file that fails.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from torch import nn
 import cvgl_edge
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export.calibration import Recipe, calibration_images
-from cvgl_edge.export.int8_accuracy import int8_accuracy
 from cvgl_edge.export.int8_checks import qdq_problems, qdq_structure
 from cvgl_edge.export.int8_quantize import QUANTIZED_OP_TYPES, quantize_int8
 from cvgl_edge.export.onnx_export import export_branch
@@ -63,7 +64,8 @@ def export_int8_one(model: nn.Module, view: str, request: Any, recipe: Recipe, d
     report: dict[str, Any] = {
         "model_name": model.model_name, "branch": view, "checkpoint": str(request.checkpoint),
         "format": "onnx", "precision": "int8", "opset": request.opset, "ir_version": IR_VERSION,
-        "file": str(paths["onnx"]), "cvgl_edge_version": cvgl_edge.__version__,
+        "file": str(paths["onnx"]), "report_file": str(paths["report"]),
+        "cvgl_edge_version": cvgl_edge.__version__,
         "quantization": {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
                          "op_types": list(QUANTIZED_OP_TYPES), "weights": "int8 symmetric per-channel",
                          "activations": "int8 symmetric per-tensor", "bias": "float",
@@ -85,7 +87,8 @@ def export_int8_one(model: nn.Module, view: str, request: Any, recipe: Recipe, d
 
         with console.status(f"[bold]{name}[/bold]: calibrating and quantizing ({recipe.count} {recipe.split} images)"):
             cache, reused = quantize_int8(fp32_path, int8_tmp, paths["cache"], recipe.sha256(), recipe.method, images)
-        report["calibration"].update(reused_cache=reused, tensors=len(cache.ranges), fp32_onnx_sha256=cache.model_sha256)
+        report["calibration"].update(reused_cache=reused, tensors=len(cache.ranges),
+                                     fp32_onnx_sha256=cache.model_sha256)
         atomic_write_json(cache.manifest, paths["manifest"])
         write_trt_cache(cache.ranges, cache.method, paths["trt_cache"])
         int8_model = _stamp(int8_tmp, recipe, cache.model_sha256)
@@ -133,7 +136,7 @@ def _problems(report: dict[str, Any]) -> list[str]:
 
 
 def run_int8_export(request: Any, recipe: Recipe, views: list[str]) -> list[dict[str, Any]]:
-    """Every requested branch as INT8, then the retrieval accuracy with both branches."""
+    """Every requested branch as INT8 (checked; accuracy is the verification step's job)."""
     from cvgl_edge.eval.evaluate import trained_data_options
     from cvgl_edge.export.onnx_metadata import state_dict_sha256
     from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
@@ -148,39 +151,11 @@ def run_int8_export(request: Any, recipe: Recipe, views: list[str]) -> list[dict
         reports.append(report)
         if not report["written"]:
             raise CvglError(f"{report['model_name']}-{view} INT8 failed its checks ({'; '.join(report['problems'])}); "
-                            f"no INT8 file written, see {artifact_paths(request.out, report['model_name'] + '-' + view)['report']}")
+                            f"no INT8 file written, see {report['report_file']}")
         p = report["parity"]
+        calibration = "reused from cache" if report["calibration"]["reused_cache"] else "computed"
         console.print(f"[green]wrote[/green] {report['file']} ({report['file_bytes'] / 1e6:.2f} MB, "
                       f"{report['qdq']['quantized_ops']} MatMul/Conv quantized, {report['scan_nodes']} SelectiveScan "
-                      f"nodes in float, calibration {'reused from cache' if report['calibration']['reused_cache'] else 'computed'}; "
+                      f"nodes in float, calibration {calibration}; "
                       f"INT8 vs PyTorch cosine min {p['cosine_min']:.5f} mean {p['cosine_mean']:.5f})")
-    if request.eval_pairs == 0:
-        return reports
-    files = {r["branch"]: Path(r["file"]) for r in reports}
-    with console.status(f"retrieval accuracy: FP32 PyTorch vs INT8 on {request.eval_data} val"):
-        accuracy = int8_accuracy(model, files, request.eval_data, polar, request.eval_pairs)
-    _print_accuracy(accuracy)
-    rejected = request.max_r1_drop is not None and accuracy["drop"]["R@1"] > request.max_r1_drop
-    for report in reports:
-        report["accuracy"] = accuracy
-        report["max_r1_drop"] = request.max_r1_drop
-        report["accepted"] = not rejected
-        atomic_write_json(report, artifact_paths(request.out, f"{report['model_name']}-{report['branch']}")["report"])
-    if rejected:
-        for report in reports:
-            Path(report["file"]).unlink(missing_ok=True)
-        raise CvglError(f"INT8 R@1 drop {accuracy['drop']['R@1']:.2f} points > --max-r1-drop {request.max_r1_drop}; "
-                        f"INT8 files removed, reports kept in {request.out}")
     return reports
-
-
-def _print_accuracy(acc: dict[str, Any]) -> None:
-    fp32, int8, drop = acc["fp32"], acc["int8"], acc["drop"]
-    cols = "  ".join(f"{k} {fp32[k]:.1f} -> {int8[k]:.1f} ({-drop[k]:+.1f})" for k in fp32)
-    console.print(f"{acc['direction']} on {acc['pairs']} {acc['data']} val pairs, FP32 -> INT8: {cols}")
-    for view, how in acc["branches"].items():
-        if how.startswith("fp32"):
-            console.print(f"[yellow]note[/yellow]: the {view} branch was not exported; recall uses it in FP32 PyTorch")
-    for view, cos in acc["descriptor_cosine"].items():
-        console.print(f"{view} INT8 vs FP32 descriptor cosine on val: min {cos['min']:.5f} mean {cos['mean']:.5f}")
-

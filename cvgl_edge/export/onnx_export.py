@@ -1,4 +1,4 @@
-"""Export one GeoSSM branch (ground or satellite encoder) to an FP32 ONNX file.
+"""Export one GeoSSM branch (ground or satellite encoder) to an FP32 or FP16 ONNX file.
 
 How: ``torch.onnx.export(dynamo=True)`` traces ``model.encode(images, view)`` with
 torch.export (dynamic batch, fixed image size); the custom translation table lowers
@@ -7,6 +7,10 @@ each ``torch.ops.cvgl.selective_scan`` call to one ``cvgl.SelectiveScan`` node
 ``cvgl.SelectiveScan`` local function (standard-op body, ``scan_function``) is
 attached, the IR version is pinned (``onnx_format``), exporter debug metadata holding
 local source paths is dropped, and the cvgl-edge metadata is written.
+
+FP16 (``precision="fp16"``): the same trace of a half copy of the model whose code keeps
+fp32 islands (``fp16_model`` explains the method and lists them); the graph input stays
+float32 and is cast to fp16 at the entry, the descriptor output is float32.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ import cvgl_edge
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export import scan_contract as contract
 from cvgl_edge.export.onnx_format import DEFAULT_OPSET, check_opset, stamp_versions
-from cvgl_edge.export.onnx_metadata import INPUT_NAME, OUTPUT_NAME, export_metadata, write_metadata
+from cvgl_edge.export.fp16_model import FP32_ISLANDS, half_model
+from cvgl_edge.export.onnx_metadata import (
+    INPUT_NAME, OUTPUT_NAME, export_metadata, state_dict_sha256, write_metadata,
+)
 from cvgl_edge.export.scan_function import build_scan_function
 from cvgl_edge.export.scan_translation import translation_table
 from cvgl_edge.io import atomic_write
@@ -35,18 +42,24 @@ from cvgl_edge.io import atomic_write
 _KEPT_NODE_METADATA = ("namespace",)
 #: Batch of the example input; torch.export specialises sizes 0 and 1, so not 1.
 _EXAMPLE_BATCH = 2
+#: What ``export_branch`` writes itself (int8 is a QDQ pass over the fp32 file: int8_pipeline).
+EXPORT_PRECISIONS = ("fp32", "fp16")
 
 
 class BranchEncoder(nn.Module):
-    """``images -> model.encode(images, view)``: the one-input module torch.export traces."""
+    """``images -> model.encode(images, view)``: the one-input module torch.export traces.
 
-    def __init__(self, model: nn.Module, view: str) -> None:
+    ``compute_dtype``: the dtype the float32 input is cast to first (fp16 exports).
+    """
+
+    def __init__(self, model: nn.Module, view: str, compute_dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.model = model
         self.view = view
+        self.compute_dtype = compute_dtype
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(images, self.view)
+        return self.model.encode(images.to(self.compute_dtype), self.view)
 
 
 @contextlib.contextmanager
@@ -65,14 +78,14 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _trace(model: nn.Module, view: str, opset: int) -> onnx.ModelProto:
+def _trace(model: nn.Module, view: str, opset: int, compute_dtype: torch.dtype) -> onnx.ModelProto:
     h, w = model.config.input_size(view)
     example = torch.zeros(_EXAMPLE_BATCH, 3, h, w)
     batch = torch.export.Dim("batch", min=1)
     try:
         with _quiet_exporter(), torch.no_grad():
             program = torch.onnx.export(
-                BranchEncoder(model, view).eval(),
+                BranchEncoder(model, view, compute_dtype).eval(),
                 (example,),
                 dynamo=True,
                 input_names=[INPUT_NAME],
@@ -129,14 +142,21 @@ def _attach_scan_function(model: onnx.ModelProto, opset: int) -> None:
 
 
 def export_branch(
-    model: nn.Module, view: str, opset: int = DEFAULT_OPSET, model_sha256: str | None = None
+    model: nn.Module, view: str, opset: int = DEFAULT_OPSET, model_sha256: str | None = None,
+    precision: str = "fp32",
 ) -> onnx.ModelProto:
     """ONNX model of ``model.encode(images, view)``: input ``images`` (N,3,H,W) float32,
-    output ``descriptors`` (N, dim), N dynamic. The model is put in eval mode on the CPU."""
+    output ``descriptors`` (N, dim) float32, N dynamic; ``precision`` fp32 or fp16 (weights
+    and activations fp16 inside). The model is put in eval mode on the CPU (an fp16 export
+    traces a half copy and leaves ``model`` as it is)."""
     check_opset(opset)
+    if precision not in EXPORT_PRECISIONS:
+        raise CvglError(f"export_branch: precision {precision!r} not in {', '.join(EXPORT_PRECISIONS)}")
     view = model.canonical_view(view)
     model = model.eval().cpu()
-    onnx_model = _trace(model, view, opset)
+    model_sha256 = model_sha256 or state_dict_sha256(model)
+    traced, dtype = (half_model(model), torch.float16) if precision == "fp16" else (model, torch.float32)
+    onnx_model = _trace(traced, view, opset, dtype)
     scans = count_scan_nodes(onnx_model)
     if scans == 0:
         raise CvglError("the exported graph holds no SelectiveScan node: the scan was not lowered")
@@ -146,9 +166,14 @@ def export_branch(
     onnx_model.graph.name = f"{model.model_name}-{view}"
     onnx_model.doc_string = (
         f"{model.model_name} {view} encoder: images (N,3,H,W) normalised RGB -> "
-        f"L2-normalised descriptors (N,{model.descriptor_dim}). Exported by cvgl-edge."
+        f"L2-normalised descriptors (N,{model.descriptor_dim}), float32 in and out, {precision} inside. "
+        f"Exported by cvgl-edge."
     )
-    write_metadata(onnx_model, export_metadata(model, view, opset, scans, model_sha256))
+    metadata = export_metadata(model, view, opset, scans, model_sha256)
+    metadata["precision"] = precision
+    if precision == "fp16":
+        metadata["fp32_islands"] = "; ".join(FP32_ISLANDS)
+    write_metadata(onnx_model, metadata)
     return onnx_model
 
 

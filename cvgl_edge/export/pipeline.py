@@ -1,13 +1,20 @@
-"""``cvgl-edge export``: checkpoint -> one validated ONNX file + JSON report per branch.
+"""``cvgl-edge export``: checkpoint -> one validated, verified ONNX file + JSON report per branch.
 
 Each branch is exported, written to a temp file, checked (onnx checker, scan nodes,
 onnxruntime vs PyTorch on synthetic images) and only then renamed to
-``OUT/<model>-<branch>.onnx``: a file at the final path has passed its checks. The
-report (``OUT/<model>-<branch>.report.json``) is written either way.
+``OUT/<model>-<branch>[.fp16|.int8].onnx``: a file at the final path has passed its
+checks. The report (``OUT/<model>-<branch>[.fp16|.int8].report.json``) is written either way.
+
+Then every artifact (each ONNX file, then each engine with ``--format engine``) is
+verified against the checkpoint on val pairs (``auto_verify``: ``<artifact>.verify.json``).
+A file that fails verification is removed (its reports stay) and the export ends with a
+CvglError naming the report; ``--no-verify`` skips the step. Engines are built only from
+ONNX files that passed; where an engine cannot be run here its verification is "not run".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +25,8 @@ from torch import nn
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError
+from cvgl_edge.export import auto_verify
+from cvgl_edge.export.fp16_model import FP16_MIN_COSINE, FP32_ISLANDS
 from cvgl_edge.export.onnx_export import export_branch
 from cvgl_edge.export.onnx_format import IR_VERSION, check_opset
 from cvgl_edge.export.onnx_metadata import state_dict_sha256
@@ -29,10 +38,10 @@ from cvgl_edge.progress import console
 BRANCHES = ("ground", "satellite", "both")
 #: engine: the ONNX file, then a TensorRT engine built from it (trt_build.py).
 FORMATS = ("onnx", "engine")
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "fp16", "int8")
 #: Accepted later in the roadmap; named so the error says "not implemented yet".
 PLANNED_FORMATS: tuple[str, ...] = ()
-PLANNED_PRECISIONS = ("fp16",)
+PLANNED_PRECISIONS: tuple[str, ...] = ()
 
 
 @dataclass
@@ -47,18 +56,26 @@ class ExportRequest:
     opset: int = 18
     check_images: int = 4
     trusted: bool = False
-    #: INT8 only: calibration recipe (None: the built-in synthetic default), the data
-    #: whose val split measures the accuracy loss (pairs: None = all, 0 = skip), and an
-    #: optional R@1 drop (points) above which the INT8 files are rejected.
+    #: INT8 only: calibration recipe (None: the built-in synthetic default).
     calibration: Path | None = None
-    eval_data: str = "synthetic"
-    eval_pairs: int | None = None
+    #: Verification at export (auto_verify): on/off, the data whose val split is used
+    #: (None: what the checkpoint was trained on), pairs per artifact, and an override of
+    #: the precision's R@1-drop threshold (verify.THRESHOLDS) in points.
+    verify: bool = True
+    eval_data: str | None = None
+    verify_pairs: int = auto_verify.DEFAULT_PAIRS
     max_r1_drop: float | None = None
+    #: Older spelling of verify_pairs (it set the INT8 recall pairs): when given it wins,
+    #: and 0 turns verification off.
+    eval_pairs: int | None = None
     #: --format engine only: batch profile, workspace and the optional plugin library.
     max_batch: int = 8
     opt_batch: int = 1
     workspace_mb: int = 1024
     plugin_lib: Path | None = None
+    #: INT8 engines: "explicit" (from the QDQ file) or "implicit" (TensorRT 10.x calibrates the
+    #: FP32 file; trt_engine_step checks it).
+    int8_mode: str = "explicit"
 
 
 def _choice(value: str, option: str, valid: tuple[str, ...], planned: tuple[str, ...]) -> str:
@@ -80,13 +97,37 @@ def check_request(request: ExportRequest) -> list[str]:
         raise CvglError("--check-images must be >= 1")
     if request.eval_pairs is not None and request.eval_pairs < 0:
         raise CvglError("--eval-pairs must be >= 0")
+    if request.verify_pairs < 1:
+        raise CvglError("--verify-pairs must be >= 1")
+    if request.max_r1_drop is not None and request.max_r1_drop < 0:
+        raise CvglError("--max-r1-drop must be >= 0 (points of R@1)")
+    if request.max_r1_drop is not None and not verifying(request):
+        raise CvglError("--max-r1-drop is a verification threshold; it cannot be used with --no-verify")
+    if request.calibration is not None and request.precision != "int8":
+        raise CvglError("--calibration applies to --precision int8 only")
     if request.format == "engine":
         from cvgl_edge.export.trt_engine_step import check_engine_request
 
         check_engine_request(request)
     elif request.plugin_lib is not None:
         raise CvglError("--plugin-lib applies to --format engine only")
+    elif request.int8_mode != "explicit":
+        raise CvglError("--int8-mode applies to --format engine only")
     return ["ground", "satellite"] if branch == "both" else [branch]
+
+
+def verifying(request: ExportRequest) -> bool:
+    """Whether the artifacts are verified (``--no-verify`` or the old ``--eval-pairs 0`` turn it off)."""
+    return request.verify and request.eval_pairs != 0
+
+
+def verify_pairs(request: ExportRequest) -> int:
+    return request.eval_pairs if request.eval_pairs is not None else request.verify_pairs
+
+
+def report_path(out: Path, name: str) -> Path:
+    """``OUT/<name>.report.json``, where name is ``<model>-<branch>[.fp16]``."""
+    return out / f"{name}.report.json"
 
 
 class _Rejected(Exception):
@@ -94,17 +135,23 @@ class _Rejected(Exception):
 
 
 def export_one(model: nn.Module, view: str, request: ExportRequest, model_sha256: str) -> dict[str, Any]:
-    """Export, validate and write one branch; returns its report (also written as JSON)."""
-    name = f"{model.model_name}-{view}"
+    """Export, validate and write one fp32 or fp16 branch; returns its report (also written as JSON)."""
+    precision = request.precision
+    name = f"{model.model_name}-{view}" + ("" if precision == "fp32" else f".{precision}")
     onnx_path = request.out / f"{name}.onnx"
     report: dict[str, Any] = {
         "model_name": model.model_name, "branch": view, "checkpoint": str(request.checkpoint),
-        "format": "onnx", "precision": "fp32", "opset": request.opset, "ir_version": IR_VERSION,
-        "file": str(onnx_path), "cvgl_edge_version": cvgl_edge.__version__,
+        "format": "onnx", "precision": precision, "opset": request.opset, "ir_version": IR_VERSION,
+        "file": str(onnx_path), "report_file": str(report_path(request.out, name)),
+        "cvgl_edge_version": cvgl_edge.__version__,
     }
+    if precision == "fp16":
+        report["fp16"] = {"method": "half-precision copy of the model traced (fp16 weights and activations)",
+                          "io": "float32 input cast to fp16 at the entry; float32 descriptors",
+                          "fp32_islands": list(FP32_ISLANDS)}
     start = time.perf_counter()
     with console.status(f"[bold]{name}[/bold]: tracing and lowering to ONNX"):
-        onnx_model = export_branch(model, view, request.opset, model_sha256)
+        onnx_model = export_branch(model, view, request.opset, model_sha256, precision=precision)
     report["export_seconds"] = round(time.perf_counter() - start, 2)
     report.update(scan_structure(onnx_model))
     report["expected_scan_nodes"] = 2 * model.config.depth
@@ -117,7 +164,10 @@ def export_one(model: nn.Module, view: str, request: ExportRequest, model_sha256
             error = checker_error(tmp)
         report["checker"] = "ok" if error is None else error
         with console.status(f"[bold]{name}[/bold]: onnxruntime vs PyTorch on {len(images)} images"):
-            report["parity"] = compare_with_torch(tmp, model, view, images).to_dict()
+            parity = compare_with_torch(tmp, model, view, images)
+            if precision == "fp16":
+                parity.min_cosine_required = FP16_MIN_COSINE
+            report["parity"] = parity.to_dict()
         problems = _problems(report)
         if problems:
             report["problems"] = problems
@@ -128,7 +178,7 @@ def export_one(model: nn.Module, view: str, request: ExportRequest, model_sha256
         report["written"] = True
     except _Rejected:
         report["written"] = False
-    atomic_write_json(report, request.out / f"{name}.report.json")
+    atomic_write_json(report, Path(report["report_file"]))
     return report
 
 
@@ -150,28 +200,65 @@ def _problems(report: dict[str, Any]) -> list[str]:
 
 
 def run_export(request: ExportRequest) -> list[dict[str, Any]]:
-    """Export every requested branch of a checkpoint (then build engines for --format engine);
-    CvglError if any branch fails a check."""
+    """Export every requested branch of a checkpoint, verify the files, then (--format engine)
+    build and verify engines; CvglError if any branch fails a check or its verification."""
     views = check_request(request)
     reports = _export_onnx(request, views)
+    _verify_step(request, reports, "file")
     if request.format == "engine":
         from cvgl_edge.export.trt_engine_step import build_engines
 
         build_engines(request, reports)
+        _verify_step(request, reports, "engine")
+    for report in reports:
+        atomic_write_json(report, Path(report["report_file"]))
     return reports
 
 
+def _verify_step(request: ExportRequest, reports: list[dict[str, Any]], kind: str) -> None:
+    """Verify each report's ONNX file (kind "file") or engine (kind "engine"); record the
+    outcome in the report; on failure remove the failed files and raise CvglError."""
+    key = "verification" if kind == "file" else "engine_verification"
+    if not verifying(request):
+        reason = "--no-verify" if not request.verify else "--eval-pairs 0"
+        for report in reports:
+            report[key] = auto_verify.skipped(reason)
+        return
+    settings = auto_verify.VerifySettings(checkpoint=request.checkpoint, data=request.eval_data,
+                                          pairs=verify_pairs(request), max_r1_drop=request.max_r1_drop,
+                                          trusted=request.trusted)
+    failed = []
+    for report in reports:
+        artifact = Path(report["file"] if kind == "file" else report["engine"]["engine"])
+        record = auto_verify.verify_artifact(artifact, settings, engine=kind == "engine")
+        report[key] = auto_verify.summary(record, artifact)
+        if record["status"] == "failed":
+            failed.append((artifact, record))
+    if not failed:
+        return
+    for artifact, _ in failed:
+        artifact.unlink(missing_ok=True)
+    for report in reports:
+        atomic_write_json(report, Path(report["report_file"]))
+    artifact, record = failed[0]
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    raise CvglError(f"{artifact.name} failed verification ({'; '.join(record['failures'])}){more}; file removed, "
+                    f"see {auto_verify.report_path(artifact)} (--no-verify keeps unverified files)")
+
+
 def _export_onnx(request: ExportRequest, views: list[str]) -> list[dict[str, Any]]:
-    """The validated ONNX file(s) of every requested branch (fp32 or int8 QDQ)."""
+    """The validated ONNX file(s) of every requested branch (fp32, fp16 or int8 QDQ)."""
     from cvgl_edge.models import load_checkpoint
 
+    if request.precision == "int8" and request.int8_mode == "implicit":
+        # TensorRT 10.x calibrates the FP32 graph itself (trt_implicit_int8): the file the
+        # INT8 engine is built from is the verified FP32 export.
+        return _export_onnx(dataclasses.replace(request, precision="fp32"), views)
     if request.precision == "int8":
         from cvgl_edge.export.calibration import load_recipe
         from cvgl_edge.export.int8_pipeline import run_int8_export
 
         return run_int8_export(request, load_recipe(request.calibration), views)
-    if request.calibration is not None or request.max_r1_drop is not None:
-        raise CvglError("--calibration and --max-r1-drop apply to --precision int8 only")
     model = load_checkpoint(request.checkpoint, trusted=request.trusted)
     digest = state_dict_sha256(model)
     reports = []
@@ -180,12 +267,12 @@ def _export_onnx(request: ExportRequest, views: list[str]) -> list[dict[str, Any
         reports.append(report)
         if not report["written"]:
             raise CvglError(
-                f"{report['model_name']}-{view} failed its checks ({'; '.join(report['problems'])}); "
-                f"no ONNX file written, see {request.out / (report['model_name'] + '-' + view + '.report.json')}"
+                f"{Path(report['file']).name} failed its checks ({'; '.join(report['problems'])}); "
+                f"no ONNX file written, see {report['report_file']}"
             )
         parity = report["parity"]
         console.print(
-            f"[green]wrote[/green] {report['file']} ({report['file_bytes'] / 1e6:.1f} MB, "
+            f"[green]wrote[/green] {report['file']} ({report['file_bytes'] / 1e6:.1f} MB, {report['precision']}, "
             f"{report['scan_nodes']} SelectiveScan nodes, checker ok, onnxruntime vs PyTorch: "
             f"cosine min {parity['cosine_min']:.7f}, max abs err {parity['max_abs_err']:.2e})"
         )

@@ -10,6 +10,11 @@ u, delta, z: (B, Dc, L); A: (Dc, N); B, C: (B, N, L); D, delta_bias: (Dc,).
 An input the scan does not use (D, z or delta_bias) is fed a (1,) zero placeholder and
 flagged with has_D / has_z / has_delta_bias = 0: a fixed input count keeps the plugin
 simple, and TensorRT's parser does not accept empty optional inputs on plugin nodes.
+
+All eight inputs and the output share one element type T (float, float16 or bfloat16):
+in an FP16 export the node is typed fp16, so A, D, delta_bias (fp32 in the model) and
+the placeholders are cast to u's type where the node is written (``scan_translation``).
+Whatever T is, the standard-op body computes in fp32 and casts the result back to T.
 """
 
 from __future__ import annotations

@@ -59,7 +59,12 @@ def selective_scan_to_onnx(
         has_D=D is not None, has_z=z is not None, has_delta_bias=delta_bias is not None,
     )
     optional = [t if t is not None else _placeholder() for t in (D, z, delta_bias)]
-    return SELECTIVE_SCAN(u, delta, A, B, C, *optional, **attributes)
+    # One type T for all eight inputs (the schema, and the plugin, ask for it): in an FP16
+    # graph A, D and delta_bias arrive in fp32 (the model keeps them fp32) and the
+    # placeholders are fp32 constants, so each is cast like u. In an FP32 graph these
+    # casts are no-ops and the exporter's optimizer drops them.
+    rest = [op.CastLike(t, u) for t in (delta, A, B, C, *optional)]
+    return SELECTIVE_SCAN(u, *rest, **attributes)
 
 
 def translation_table() -> dict[Any, Any]:

@@ -1,12 +1,16 @@
 """Exported ONNX -> serialized TensorRT engine (+ JSON sidecar), with tensorrt or tensorrt_rtx.
 
-Why this shape: the network is created strongly typed, so the precision is the ONNX
-graph's (fp32 file -> fp32 engine, QDQ file -> int8 engine) and the same code works on
-TensorRT 11 (strongly typed only) and TensorRT-RTX. The batch is dynamic (one
-optimisation profile min 1 / opt / max). The selective scan is served by the
-``cvgl_trt_plugins`` library when one is given and loads; otherwise the parser imports
+Why this shape: by default (``int8_mode="explicit"``) the network is created strongly
+typed, so the precision is the ONNX graph's (fp32 file -> fp32 engine, QDQ file -> int8
+engine) and the same code works on TensorRT 11 (strongly typed only) and TensorRT-RTX.
+``int8_mode="implicit"`` (TensorRT 10.x only) builds a weakly typed network from the FP32
+file with the INT8/FP16 flags and an entropy calibrator (trt_implicit_int8.py). The batch
+is dynamic (one optimisation profile min 1 / opt / max). The selective scan is served by
+the ``cvgl_trt_plugins`` library when one is given and loads; otherwise the parser imports
 the ONNX local function (standard ops, a TensorRT loop). The engine is written
-atomically; the sidecar records what it was built from and for.
+atomically; the sidecar records what it was built from and for: TensorRT version, and the
+GPU (full TensorRT: name, compute capability, driver/runtime CUDA versions) or the
+compute-capability targets (TensorRT-RTX), which the TensorRT runtime checks on load.
 """
 
 from __future__ import annotations
@@ -22,18 +26,22 @@ import onnx
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError
+from cvgl_edge.export.calibration import Recipe
 from cvgl_edge.export.onnx_metadata import INPUT_NAME, read_metadata
 from cvgl_edge.export.trt_backend import TrtBackend, load_backend
+from cvgl_edge.export.trt_gpu_facts import gpu_facts, rtx_capabilities
+from cvgl_edge.export.trt_implicit_int8 import check_implicit_support, check_int8_mode, configure_implicit_int8
 from cvgl_edge.io import atomic_write, atomic_write_json
 
 #: Engines built by TensorRT-RTX without explicit targets run on these (its documented default).
 RTX_DEFAULT_TARGET = "AOT, CPU-built; TensorRT-RTX default targets: CC 8.0, 8.6, 8.9, 12.0 and later (not 7.5)"
 NOT_RUN = "not run here: building needs no GPU, running the engine does (no inference check was made)"
+NOT_RUN_FULL = "not run here: the build does not execute the engine (no inference check was made)"
 
 
 @dataclass
 class EngineOptions:
-    """Build settings (CLI: --max-batch, --opt-batch, --workspace-mb, --plugin-lib)."""
+    """Build settings (CLI: --max-batch, --opt-batch, --workspace-mb, --plugin-lib, --int8-mode)."""
 
     max_batch: int = 8
     opt_batch: int = 1
@@ -42,8 +50,15 @@ class EngineOptions:
     timing_cache: Path | None = None
     #: What the int8 scales came from (the export report's calibration entry), for the sidecar.
     calibration: Any = None
+    #: "explicit": strongly typed, precision from the ONNX file (QDQ = int8). "implicit": TensorRT 10.x
+    #: weakly typed INT8+FP16 from the FP32 file, entropy-calibrated on ``recipe``'s images.
+    int8_mode: str = "explicit"
+    recipe: Recipe | None = None
+    #: Implicit mode: the polar transform the checkpoint was trained with (recipe polar "checkpoint").
+    trained_polar: bool = False
 
     def check(self) -> None:
+        self.int8_mode = check_int8_mode(self.int8_mode)
         if self.max_batch < 1 or not 1 <= self.opt_batch <= self.max_batch:
             raise CvglError(f"need 1 <= --opt-batch ({self.opt_batch}) <= --max-batch ({self.max_batch})")
         if self.workspace_mb < 1:
@@ -115,6 +130,16 @@ def _scan_layers(backend: TrtBackend, network: Any) -> dict[str, int]:
             "loop_layers": sum(t in ("ITERATOR", "RECURRENCE", "TRIP_LIMIT", "LOOP_OUTPUT") for t in types)}
 
 
+def _gpu_entries(config: Any, backend: TrtBackend) -> dict[str, Any]:
+    """Full TensorRT: the build GPU (engine runs on that compute capability only); TensorRT-RTX: its targets."""
+    if backend.is_rtx:
+        capabilities, default = rtx_capabilities(config)
+        return {"gpu": None, "compute_capabilities": capabilities, "compute_capabilities_default": default}
+    gpu = gpu_facts()
+    return {"gpu": gpu, "compute_capabilities": [gpu["compute_capability"]] if gpu else None,
+            "compute_capabilities_default": False}
+
+
 def _target(config: Any, backend: TrtBackend) -> str:
     if not backend.is_rtx:
         return "the GPU this was built on (full TensorRT builds for the local device)"
@@ -159,24 +184,33 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     meta = read_metadata(onnx.load(str(onnx_path), load_external_data=False))
     backend = backend or load_backend()
+    implicit = options.int8_mode == "implicit"
+    if implicit:
+        check_implicit_support(backend)
+        if meta.get("precision", "fp32") != "fp32":
+            raise CvglError(f"implicit INT8 builds from the FP32 ONNX file; {onnx_path.name} is "
+                            f"{meta.get('precision')} (use <model>-<branch>.onnx)")
     trt = backend.trt
     logger = _logger(trt)
     start = time.perf_counter()
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if hasattr(
-        trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") else 0
+        trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") and not implicit else 0
     network = builder.create_network(flags)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
     plugin = _load_plugin(backend, builder, config, options.plugin_lib) if options.plugin_lib else False
     _parse(backend, network, logger, onnx_path)
     scans = _scan_layers(backend, network)
+    int8 = configure_implicit_int8(backend, builder, network, config, onnx_path, engine_path, meta, options.recipe,
+                                   options.trained_polar) if implicit else None
     h, w = meta["input_size"]
     profile = builder.create_optimization_profile()
     profile.set_shape(INPUT_NAME, (1, 3, h, w), (options.opt_batch, 3, h, w), (options.max_batch, 3, h, w))
     config.add_optimization_profile(profile)
     timing = _load_timing_cache(config, options.timing_cache, backend)
     serialized = builder.build_serialized_network(network, config)
+    calibration = int8.finish() if int8 is not None else options.calibration  # calibrator errors first
     if serialized is None:
         raise CvglError(f"TensorRT ({backend.flavour} {backend.version}) could not build {engine_path.name}: "
                         f"{_one_line(_errors(trt, logger) or ['no error message'])}")
@@ -186,8 +220,10 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
     sidecar = {
         "engine": str(engine_path), "engine_bytes": len(blob), "engine_sha256": hashlib.sha256(blob).hexdigest(),
         "onnx": str(onnx_path), "tensorrt": {"flavour": backend.flavour, "version": backend.version},
-        "target": _target(config, backend), "strongly_typed": bool(flags),
-        "precision": meta.get("precision", "fp32"), "calibration": options.calibration,
+        "target": _target(config, backend), **_gpu_entries(config, backend), "strongly_typed": bool(flags),
+        "precision": "int8" if implicit else meta.get("precision", "fp32"),
+        "int8_mode": options.int8_mode if implicit or meta.get("precision") == "int8" else None,
+        "calibration": calibration,
         "inputs": _tensors(network, network.num_inputs, "get_input"),
         "outputs": _tensors(network, network.num_outputs, "get_output"),
         "batch_profile": {"min": 1, "opt": options.opt_batch, "max": options.max_batch},
@@ -200,7 +236,7 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
         "timing_cache": str(options.timing_cache) if timing is not None else
                         ("not used (a no-op in TensorRT-RTX)" if backend.is_rtx else None),
         "timing_cache_saved": _save_timing_cache(config, options.timing_cache) if timing is not None else False,
-        "build_seconds": round(seconds, 2), "run_check": NOT_RUN,
+        "build_seconds": round(seconds, 2), "run_check": NOT_RUN if backend.is_rtx else NOT_RUN_FULL,
         **_warnings(logger),
         "cvgl_edge_version": cvgl_edge.__version__,
     }

@@ -1,10 +1,15 @@
 """``cvgl-edge verify``: does an exported artifact still do what its checkpoint does?
 
-The artifact's branch runs in ONNX Runtime (CPU) and in PyTorch on the same images of a
-split; the other branch runs in PyTorch only. Reported: per-descriptor cosine (min/mean),
-max abs error, a Polygraphy element-wise comparison (informational), and ground->satellite
-R@1/R@5/R@1% for PyTorch, for the artifact and their difference. The verdict uses the
-thresholds of the artifact's precision (``THRESHOLDS``), overridable per option.
+The artifact's branch runs in its runtime (an ``.onnx`` file in ONNX Runtime on the CPU, an
+``.engine`` in TensorRT on the GPU; ``--backend`` overrides the suffix) and in PyTorch on the
+same images of a split; the other branch runs in PyTorch only. Reported: per-descriptor
+cosine (min/mean), max abs error, a Polygraphy element-wise comparison (informational), and
+ground->satellite R@1/R@5/R@1% for PyTorch, for the artifact and their difference. The
+verdict uses the thresholds of the artifact's precision (``THRESHOLDS``), overridable per option.
+
+The artifact is opened through ``cvgl_edge.runtime.open_encoder``: what it says about itself
+comes from the ONNX metadata_props or, for an engine, from its JSON sidecar (whose checks
+refuse a replaced engine, another TensorRT version or GPU, or a machine without GPU).
 
 Why a separate command: export checks a file once, on a few synthetic images, at the
 moment it is written; verify re-checks any file later (copied, re-quantized, edited by a
@@ -16,17 +21,20 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from cvgl_edge.errors import CvglError, first_line
-from cvgl_edge.eval.embed import embed_pairs
-from cvgl_edge.export.int8_accuracy import HEADLINE, REPORTED, headline_recall, onnx_descriptors
-from cvgl_edge.export.onnx_metadata import OUTPUT_NAME, read_metadata, state_dict_sha256
+from cvgl_edge.errors import CvglError
+from cvgl_edge.eval.embed import embed_pairs, embed_view
+from cvgl_edge.export.recall import HEADLINE, REPORTED, headline_recall
+from cvgl_edge.export.onnx_metadata import OUTPUT_NAME, state_dict_sha256
 from cvgl_edge.export.onnx_validate import cosine_rows
+
+if TYPE_CHECKING:
+    from cvgl_edge.runtime.base import Encoder
 
 VIEWS = ("ground", "satellite")
 
@@ -40,7 +48,7 @@ class Thresholds:
 
 
 #: fp32: the export's own parity bound; int8: what a user may lose in R@1 (points);
-#: fp16: for the FP16 graphs still to come.
+#: fp16: R@1 may drop by at most half a point (FP16 rounding should not reorder neighbours).
 THRESHOLDS = {
     "fp32": Thresholds(min_cosine=0.9999, max_r1_drop=None),
     "int8": Thresholds(min_cosine=0.98, max_r1_drop=2.0),
@@ -51,35 +59,27 @@ THRESHOLDS = {
 POLYGRAPHY_TOLERANCES = {"fp32": (1e-5, 1e-3), "fp16": (1e-3, 1e-2), "int8": (5e-2, 5e-1)}
 
 
-def check_engine(path: Path) -> None:
-    """TensorRT engines: a one-line refusal (running them needs a GPU with TensorRT)."""
-    try:
-        import tensorrt  # noqa: F401
-
-        usable = torch.cuda.is_available()
-    except Exception:  # noqa: BLE001 - any import failure means: not usable here
-        usable = False
-    if not usable:
-        raise CvglError("running engines needs a GPU with TensorRT; not available here")
-    raise CvglError(f"verifying TensorRT engines ({path.name}) is not implemented yet; verify the ONNX file it was built from")
+#: Backend -> the artifact format it runs (the record's "format").
+FORMATS = {"onnxruntime": "onnx", "tensorrt": "engine"}
 
 
-def artifact_metadata(path: Path) -> dict[str, Any]:
-    """Parsed cvgl-edge metadata of an ONNX file (CvglError if missing, unreadable or foreign)."""
-    import onnx
+def open_artifact(path: Path, backend: str | None = None) -> "Encoder":
+    """The artifact as an open Encoder (ONNX Runtime on the CPU, TensorRT on the GPU), or CvglError."""
+    from cvgl_edge.runtime import open_encoder
+    from cvgl_edge.runtime.artifacts import backend_for
 
     if not path.is_file():
         raise CvglError(f"artifact not found: {path}")
-    if path.suffix == ".engine":
-        check_engine(path)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf/onnx raise many types
-        raise CvglError(f"cannot read {path} as an ONNX file: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
-    meta = read_metadata(model)
-    if meta.get("view") not in VIEWS or "model_name" not in meta or "model_sha256" not in meta:
-        raise CvglError(f"{path} carries incomplete cvgl-edge metadata (view, model_name, model_sha256)")
-    return meta
+    backend = backend_for(path, backend)
+    if backend not in FORMATS:
+        raise CvglError(f"verify checks an exported .onnx or .engine file against its checkpoint, not {path.name}")
+    return open_encoder(path, None, backend, device="cuda" if backend == "tensorrt" else "cpu")
+
+
+def artifact_metadata(path: Path) -> dict[str, Any]:
+    """Parsed cvgl-edge metadata of an ONNX file or engine sidecar (CvglError if missing, unreadable or foreign)."""
+    with open_artifact(Path(path)) as encoder:
+        return dict(encoder.info.extra["metadata"])
 
 
 def artifact_precision(path: Path, meta: dict[str, Any]) -> str:
@@ -102,7 +102,7 @@ def check_same_model(meta: dict[str, Any], model: nn.Module, checkpoint: Path, d
     if meta["model_name"] != model.model_name:
         raise CvglError(f"artifact is a {meta['model_name']} export but {checkpoint} holds {model.model_name}")
     theirs, ours = _canonical(meta.get("model_config")), _canonical(model.config.to_dict())
-    if theirs != ours:
+    if "model_config" in meta and theirs != ours:  # engine sidecars carry no config; the hash decides
         keys = sorted(k for k in set(theirs or {}) | set(ours) if (theirs or {}).get(k) != ours.get(k))
         shown = ", ".join(f"{k}={(theirs or {}).get(k)!r} vs {ours.get(k)!r}" for k in keys[:3])
         raise CvglError(f"artifact was exported from another {model.model_name} config than {checkpoint} ({shown})")
@@ -126,23 +126,73 @@ def polygraphy_compare(reference: np.ndarray, output: np.ndarray, atol: float, r
             "mean_absdiff": float(result.mean_absdiff)}
 
 
-def verify(artifact: Path, checkpoint: Path, data: str | None = None, split: str = "val", pairs: int | None = 200,
-           min_cosine: float | None = None, max_r1_drop: float | None = None,
-           trusted: bool = False) -> dict[str, Any]:
-    """Verify one artifact against its checkpoint; the record says ``passed`` and ``failures``."""
+@dataclass
+class PyTorchReference:
+    """The checkpoint's model, its weights hash, the pairs and their PyTorch descriptors."""
+
+    model: nn.Module
+    digest: str
+    data: str
+    polar: bool
+    dataset: Any
+    descriptors: dict[str, torch.Tensor]
+
+
+#: The most recent reference, keyed by checkpoint identity and the options: an export
+#: verifies two branches (and engines) against one checkpoint, and the PyTorch pass over
+#: both views is the expensive part (minutes for the paper-size model on a CPU).
+_LAST_REFERENCE: dict[tuple, PyTorchReference] = {}
+
+
+def pytorch_reference(checkpoint: Path, data: str | None, split: str, pairs: int | None,
+                      trusted: bool) -> PyTorchReference:
+    """PyTorch descriptors of ``pairs`` pairs of ``split`` (computed once per checkpoint file and options)."""
     from cvgl_edge.eval.evaluate import model_dataset, trained_data_options
     from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 
+    stat = checkpoint.stat() if checkpoint.is_file() else None
+    key = (str(checkpoint.resolve()), stat and (stat.st_size, stat.st_mtime_ns), data, split, pairs, trusted)
+    if key in _LAST_REFERENCE:
+        return _LAST_REFERENCE[key]
+    payload = read_checkpoint(checkpoint, trusted=trusted)
+    model = model_from_payload(payload, str(checkpoint)).eval()
+    data, polar = trained_data_options(payload, data)
+    dataset = model_dataset(model, data, split, polar, pairs)
+    if len(dataset) == 0:
+        raise CvglError(f"{data} has no {split} pairs")
+    with torch.no_grad():
+        descriptors = dict(zip(VIEWS, embed_pairs(model, dataset, show_progress=False)))
+    reference = PyTorchReference(model, state_dict_sha256(model), data, polar, dataset, descriptors)
+    _LAST_REFERENCE.clear()
+    _LAST_REFERENCE[key] = reference
+    return reference
+
+
+def verify(artifact: Path, checkpoint: Path, data: str | None = None, split: str = "val", pairs: int | None = 200,
+           min_cosine: float | None = None, max_r1_drop: float | None = None,
+           trusted: bool = False, backend: str | None = None) -> dict[str, Any]:
+    """Verify one artifact against its checkpoint; the record says ``passed`` and ``failures``.
+
+    ``backend``: onnxruntime or tensorrt; None = from the artifact's suffix.
+    """
     if pairs is not None and pairs < 1:
         raise CvglError("--pairs must be >= 1")
     artifact, checkpoint = Path(artifact), Path(checkpoint)
-    meta = artifact_metadata(artifact)
+    with open_artifact(artifact, backend) as encoder:
+        return _verify_encoder(encoder, artifact, checkpoint, data, split, pairs, min_cosine, max_r1_drop, trusted)
+
+
+def _verify_encoder(encoder: "Encoder", artifact: Path, checkpoint: Path, data: str | None, split: str,
+                    pairs: int | None, min_cosine: float | None, max_r1_drop: float | None,
+                    trusted: bool) -> dict[str, Any]:
+    info = encoder.info
+    meta = info.extra["metadata"]
     precision = artifact_precision(artifact, meta)
-    payload = read_checkpoint(checkpoint, trusted=trusted)
-    model = model_from_payload(payload, str(checkpoint)).eval()
-    digest = state_dict_sha256(model)
+    ref = pytorch_reference(checkpoint, data, split, pairs, trusted)
+    model, digest, dataset, reference = ref.model, ref.digest, ref.dataset, ref.descriptors
+    data, polar = ref.data, ref.polar
     check_same_model(meta, model, checkpoint, digest)
-    view = meta["view"]
+    view = info.view
     if list(meta["input_size"]) != list(model.config.input_size(view)):
         raise CvglError(f"artifact input size {meta['input_size']} differs from the checkpoint's {view} "
                         f"input size {list(model.config.input_size(view))}")
@@ -150,18 +200,7 @@ def verify(artifact: Path, checkpoint: Path, data: str | None = None, split: str
     defaults = THRESHOLDS[precision]
     thresholds = Thresholds(min_cosine=defaults.min_cosine if min_cosine is None else min_cosine,
                             max_r1_drop=defaults.max_r1_drop if max_r1_drop is None else max_r1_drop)
-    data, polar = trained_data_options(payload, data)
-    dataset = model_dataset(model, data, split, polar, pairs)
-    if len(dataset) == 0:
-        raise CvglError(f"{data} has no {split} pairs")
-
-    with torch.no_grad():
-        reference = dict(zip(VIEWS, embed_pairs(model, dataset, show_progress=False)))
-    try:
-        produced = onnx_descriptors(artifact, dataset, view)
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        first = first_line(exc)
-        raise CvglError(f"onnxruntime cannot run {artifact.name}: {first}") from exc
+    produced = embed_view(encoder, dataset, view)
     ref_np, out_np = reference[view].numpy(), produced.numpy()
     if out_np.shape != ref_np.shape:
         raise CvglError(f"artifact outputs shape {list(out_np.shape)}, PyTorch {list(ref_np.shape)}")
@@ -188,9 +227,10 @@ def verify(artifact: Path, checkpoint: Path, data: str | None = None, split: str
     if thresholds.max_r1_drop is not None and drop["R@1"] > thresholds.max_r1_drop:
         failures.append(f"R@1 drop {drop['R@1']:.2f} points > {thresholds.max_r1_drop}")
     return {
-        "artifact": str(artifact), "checkpoint": str(checkpoint), "format": "onnx", "runtime": "onnxruntime CPU",
+        "artifact": str(artifact), "checkpoint": str(checkpoint), "format": FORMATS[info.backend],
+        "backend": info.backend, "runtime": info.runtime, "device": info.device,
         "model_name": model.model_name, "model_sha256": digest, "view": view, "precision": precision,
-        "branches": {v: ("artifact (onnxruntime)" if v == view else "PyTorch") for v in VIEWS},
+        "branches": {v: (f"artifact ({info.backend})" if v == view else "PyTorch") for v in VIEWS},
         "data": data, "split": split, "polar": polar, "pairs": len(dataset), "direction": HEADLINE,
         "descriptors": descriptors,
         "recall": {"pytorch": torch_recall, "artifact": artifact_recall, "drop": drop},
@@ -204,7 +244,9 @@ def verify_table(record: dict[str, Any]):
     from rich.table import Table
 
     d, r, t = record["descriptors"], record["recall"], record["thresholds"]
-    table = Table(title=f"{Path(record['artifact']).name} ({record['precision']}, {record['view']} branch) vs "
+    runtime = record.get("runtime", "onnxruntime")
+    table = Table(title=f"{Path(record['artifact']).name} ({record['precision']}, {record['view']} branch, "
+                        f"{runtime}) vs "
                         f"PyTorch on {record['pairs']} {record['data']} {record['split']} pairs, {record['direction']}")
     for column, justify in (("check", "left"), ("PyTorch", "right"), ("artifact", "right"),
                             ("difference", "right"), ("threshold", "right")):

@@ -46,7 +46,8 @@ class VimBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         residual = h if residual is None else residual + self.drop_path(h)
         residual = residual.float()
-        h = self.mixer(self.norm(residual.to(self.norm.weight.dtype)))
+        # the fp32 residual goes into the norm as is; the norm hands the mixer its own dtype
+        h = self.mixer(self.norm(residual, out_dtype=self.mixer.in_proj.weight.dtype))
         return h, residual
 
 
@@ -135,7 +136,8 @@ class VisionMamba(nn.Module):
         for layer in self.layers:
             h, residual = layer(h, residual)
         residual = h if residual is None else residual + self.drop_path(h)
-        tokens = self.norm_f(residual.to(self.norm_f.weight.dtype))
+        # tokens stay fp32 from here on: the readouts pool and L2-normalise in fp32
+        tokens = self.norm_f(residual, out_dtype=torch.float32)
 
         if not self.has_cls_token:
             return tokens, None

@@ -36,6 +36,11 @@ class EncoderInfo:
     source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def runtime(self) -> str:
+        """What ran, in words (``extra["runtime"]``, e.g. "onnxruntime 1.31.1 CPUExecutionProvider")."""
+        return str(self.extra.get("runtime") or self.backend)
+
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record["input_size"] = list(self.input_size)
@@ -71,13 +76,21 @@ class Encoder(ABC):
         """Wait for queued device work (CUDA backends override)."""
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        """Images (N, 3, H, W) float32 normalised -> (N, D) float32 descriptors."""
+        """Images (N, 3, H, W) float32 normalised -> (N, D) float32 descriptors.
+
+        A batch larger than ``max_batch`` is split (an engine's profile has a maximum).
+        """
+        limit = self.max_batch
+        if limit is not None and len(images) > limit:
+            return self.encode_batches(images, limit)
         return self.to_host(self.forward(self.to_device(self.check_images(images))))
 
     def encode_batches(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """``encode`` in chunks of ``batch_size`` (engines have a maximum batch)."""
+        """``encode`` in chunks of ``batch_size``, never more than ``max_batch`` at a time."""
         if batch_size < 1:
             raise CvglError("batch size must be >= 1")
+        if self.max_batch is not None:
+            batch_size = min(batch_size, self.max_batch)
         parts = [self.encode(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
         if not parts:
             return np.zeros((0, self.info.descriptor_dim), dtype=np.float32)

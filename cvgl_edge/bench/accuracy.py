@@ -1,0 +1,93 @@
+"""R@1 of each benchmarked variant on one fixed evaluation set, beside its speed.
+
+Why: a fast engine that returns wrong descriptors must not look good. Every variant
+embeds the same pairs (the first ``pairs`` of the val split, synthetic by default) with
+its own ground and satellite encoders, and its ground->satellite recalls are reported.
+Descriptors are also compared with the first variant's (cosine), which shows a broken
+artifact even when random weights make every R@1 sit at chance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from cvgl_edge.eval.metrics import cross_view_metrics
+from cvgl_edge.runtime.base import Encoder
+
+HEADLINE = "ground->satellite"
+REPORTED = ("R@1", "R@5", "R@10", "R@1%", "mAP")
+
+
+@dataclass
+class EvalSet:
+    """Normalised image pairs (row i of each array is one place) and where they came from."""
+
+    data: str
+    split: str
+    polar: bool
+    ground: np.ndarray
+    satellite: np.ndarray
+
+    @property
+    def pairs(self) -> int:
+        return len(self.ground)
+
+    def describe(self) -> dict[str, Any]:
+        return {"data": self.data, "split": self.split, "polar": self.polar, "pairs": self.pairs,
+                "chance_r1": round(100.0 / self.pairs, 3) if self.pairs else None}
+
+
+def build_eval_set(model: torch.nn.Module, data: str, polar: bool, pairs: int) -> EvalSet:
+    """The first ``pairs`` val pairs of ``data`` at the model's input sizes, as float32 arrays."""
+    from cvgl_edge.eval.evaluate import model_dataset
+
+    dataset = model_dataset(model, data, "val", polar, pairs)
+    items = [dataset[i] for i in range(len(dataset))]
+    ground = np.stack([item["ground"].numpy() for item in items]).astype(np.float32)
+    satellite = np.stack([item["satellite"].numpy() for item in items]).astype(np.float32)
+    return EvalSet(data=data, split="val", polar=polar, ground=ground, satellite=satellite)
+
+
+def embed(encoders: dict[str, Encoder], eval_set: EvalSet, batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Descriptors of both views with the variant's encoders (chunked to the encoder's max batch)."""
+    out = {}
+    for view, images in (("ground", eval_set.ground), ("satellite", eval_set.satellite)):
+        encoder = encoders[view]
+        batch = min(batch_size, encoder.max_batch or batch_size)
+        out[view] = encoder.encode_batches(images, batch)
+    return out
+
+
+def recall(descriptors: dict[str, np.ndarray]) -> dict[str, float]:
+    """Ground->satellite R@1/5/10/1% and mAP (percent) of paired descriptors."""
+    ground = torch.from_numpy(np.ascontiguousarray(descriptors["ground"], dtype=np.float32))
+    satellite = torch.from_numpy(np.ascontiguousarray(descriptors["satellite"], dtype=np.float32))
+    metrics = cross_view_metrics(ground, satellite)[HEADLINE]
+    return {key: round(metrics[key], 3) for key in REPORTED}
+
+
+def agreement(descriptors: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per-view cosine between this variant's descriptors and the reference variant's."""
+    from cvgl_edge.export.onnx_validate import cosine_rows
+
+    result = {}
+    for view in ("ground", "satellite"):
+        cos = cosine_rows(descriptors[view], reference[view])
+        result[view] = {"min": round(float(cos.min()), 6), "mean": round(float(cos.mean()), 6)}
+    return result
+
+
+def variant_accuracy(encoders: dict[str, Encoder], eval_set: EvalSet,
+                     reference: dict[str, np.ndarray] | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(accuracy record, descriptors) of one variant; ``reference``: the first variant's descriptors."""
+    descriptors = embed(encoders, eval_set)
+    finite = all(bool(np.isfinite(d).all()) for d in descriptors.values())
+    record: dict[str, Any] = {"direction": HEADLINE, "finite": finite}
+    record.update(recall(descriptors) if finite else {key: None for key in REPORTED})
+    if reference is not None:
+        record["cosine_vs_first"] = agreement(descriptors, reference)
+    return record, descriptors
