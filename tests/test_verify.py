@@ -143,3 +143,18 @@ def test_engines_go_through_the_tensorrt_encoder(exported):
         sidecar["tensorrt"] = {"flavour": installed.flavour, "version": installed.version}
         (root / "geossm-nano-ground.engine.json").write_text(json.dumps(sidecar))
         _assert_one_line_error(cli("verify", str(engine), "--against", str(checkpoint)), "no CUDA GPU available")
+
+
+def test_verdict_rules():
+    """The R@1-drop rule (INT8/FP16) fails an artifact whose cosine still passes, and vice versa."""
+    from cvgl_edge.export.verify import THRESHOLDS, verdict
+
+    good = {"nonfinite": 0, "cosine_min": 0.995}
+    assert verdict(good, {"R@1": 1.5}, THRESHOLDS["int8"]) == []
+    assert verdict(good, {"R@1": 2.5}, THRESHOLDS["int8"]) == ["R@1 drop 2.50 points > 2.0"]
+    assert verdict(good, {"R@1": 0.6}, THRESHOLDS["fp16"]) == ["R@1 drop 0.60 points > 0.5"]
+    assert verdict(good, {"R@1": -3.0}, THRESHOLDS["fp16"]) == []             # a gain never fails
+    assert verdict(good, {"R@1": 0.0}, THRESHOLDS["fp32"]) == ["cosine min 0.995000 < 0.9999"]
+    broken = {"nonfinite": 3, "cosine_min": float("nan")}
+    assert verdict(broken, {"R@1": 0.0}, THRESHOLDS["int8"]) == ["3 non-finite descriptor values",
+                                                                  "cosine min nan < 0.98"]

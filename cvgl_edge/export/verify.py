@@ -168,6 +168,18 @@ def pytorch_reference(checkpoint: Path, data: str | None, split: str, pairs: int
     return reference
 
 
+def verdict(descriptors: dict[str, Any], drop: dict[str, float], thresholds: Thresholds) -> list[str]:
+    """Why an artifact fails (empty: it passes): non-finite outputs, cosine, R@1 drop."""
+    failures = []
+    if descriptors["nonfinite"]:
+        failures.append(f"{descriptors['nonfinite']} non-finite descriptor values")
+    if thresholds.min_cosine is not None and not descriptors["cosine_min"] >= thresholds.min_cosine:
+        failures.append(f"cosine min {descriptors['cosine_min']:.6f} < {thresholds.min_cosine}")
+    if thresholds.max_r1_drop is not None and drop["R@1"] > thresholds.max_r1_drop:
+        failures.append(f"R@1 drop {drop['R@1']:.2f} points > {thresholds.max_r1_drop}")
+    return failures
+
+
 def verify(artifact: Path, checkpoint: Path, data: str | None = None, split: str = "val", pairs: int | None = 200,
            min_cosine: float | None = None, max_r1_drop: float | None = None,
            trusted: bool = False, backend: str | None = None) -> dict[str, Any]:
@@ -219,13 +231,7 @@ def _verify_encoder(encoder: "Encoder", artifact: Path, checkpoint: Path, data: 
     artifact_recall = headline_recall(mixed["ground"], mixed["satellite"])
     drop = {k: round(torch_recall[k] - artifact_recall[k], 3) for k in REPORTED}
 
-    failures = []
-    if descriptors["nonfinite"]:
-        failures.append(f"{descriptors['nonfinite']} non-finite descriptor values")
-    if thresholds.min_cosine is not None and not descriptors["cosine_min"] >= thresholds.min_cosine:
-        failures.append(f"cosine min {descriptors['cosine_min']:.6f} < {thresholds.min_cosine}")
-    if thresholds.max_r1_drop is not None and drop["R@1"] > thresholds.max_r1_drop:
-        failures.append(f"R@1 drop {drop['R@1']:.2f} points > {thresholds.max_r1_drop}")
+    failures = verdict(descriptors, drop, thresholds)
     return {
         "artifact": str(artifact), "checkpoint": str(checkpoint), "format": FORMATS[info.backend],
         "backend": info.backend, "runtime": info.runtime, "device": info.device,

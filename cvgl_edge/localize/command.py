@@ -1,20 +1,259 @@
-"""``cvgl-edge localize`` and ``cvgl-edge index``: placeholders until the loop lands."""
+"""``cvgl-edge index build|info|mission`` and ``cvgl-edge localize``.
+
+Heavy modules (torch, faiss, rasterio, pymavlink) are imported inside the commands so
+that ``cvgl-edge --help`` stays fast. Everything a user can get wrong is checked before
+any output file is created, so a refused run leaves nothing half-written.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.progress import console
 
-index_app = typer.Typer(help="Build and inspect satellite tile indexes.", no_args_is_help=True)
+index_app = typer.Typer(help="Build and inspect satellite tile indexes (and make a synthetic mission to try them).",
+                        no_args_is_help=True)
+
+
+def _write_json(record: dict, path: Optional[Path]) -> None:
+    if path is not None:
+        from cvgl_edge.io import atomic_write_json
+
+        atomic_write_json(record, path)
+        console.print(f"written: {path}")
+
+
+def _open_satellite_encoder(model: Path, backend: Optional[str], device: str, threads: Optional[int]) -> Any:
+    from cvgl_edge.runtime import check_backend, open_encoder
+
+    if not model.exists():
+        raise CvglError(f"model not found: {model}")
+    return open_encoder(model, "satellite", check_backend(backend) if backend else None, device, threads=threads)
 
 
 @index_app.command("build")
-def index_build() -> None:
-    """Cut a georeferenced map into tiles and embed them with the satellite encoder."""
-    raise CvglError("index build is not implemented yet")
+def index_build(
+    map_path: Path = typer.Option(..., "--map", help="GeoTIFF, or an image with a world file (.pgw/.jgw/.wld) or --corners."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Model: checkpoint .pt, ONNX .onnx or engine .engine (satellite branch)."),
+    out: Path = typer.Option(..., "--out", help="Index file to write (e.g. map.idx)."),
+    tile_size: float = typer.Option(90.0, help="Tile side (in --unit); match the camera's ground footprint."),
+    overlap: float = typer.Option(0.5, help="Tile overlap: < 1 a fraction of the tile, >= 1 in --unit."),
+    unit: str = typer.Option("m", help="Unit of --tile-size/--overlap: m or px."),
+    kind: str = typer.Option("flat", help="flat (exact inner product) or ivfpq (compressed, for large areas)."),
+    nlist: Optional[int] = typer.Option(None, help="ivfpq: number of inverted lists (default ~4*sqrt(tiles))."),
+    pq_m: Optional[int] = typer.Option(None, help="ivfpq: PQ sub-quantisers (must divide the descriptor size)."),
+    corners: Optional[str] = typer.Option(None, help="NORTH,WEST,SOUTH,EAST of a plain north-up image (degrees)."),
+    crs: Optional[str] = typer.Option(None, help="CRS of a world file's coordinates (default lon/lat degrees), e.g. EPSG:32632."),
+    backend: Optional[str] = typer.Option(None, help="torch, onnxruntime or tensorrt (default: from the model's suffix)."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the encoder."),
+    batch_size: int = typer.Option(32, min=1, help="Tiles per encoder call."),
+    min_similarity: Optional[float] = typer.Option(None, help="Default best-match cosine floor stored in the index (see `localize --eval`)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the index summary to this JSON file."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Cut a georeferenced map into tiles and embed them with the satellite encoder (resumable)."""
+    from cvgl_edge.localize.geomap import read_map
+    from cvgl_edge.localize.index import KINDS, build_index
+
+    if kind not in KINDS:
+        raise CvglError(f"unknown --kind {kind!r}; choose {', '.join(KINDS)}")
+    geomap = read_map(map_path, corners, crs)
+    encoder = _open_satellite_encoder(checkpoint, backend, device, threads)
+    with encoder:
+        batch = min(batch_size, encoder.max_batch or batch_size)
+        index = build_index(geomap, encoder, out, tile_size=tile_size, overlap=overlap, unit=unit, kind=kind,
+                            batch_size=batch, nlist=nlist, pq_m=pq_m, show_progress=progress,
+                            encoder_source=checkpoint, min_similarity=min_similarity)
+    summary = index.summary()
+    console.print(f"{summary['tiles']} tiles of {summary['tile_size_m']:.1f} m ({summary['kind']}, "
+                  f"{summary['descriptor_dim']}-d, model {summary['model_name']}) -> {out}")
+    _write_json(summary, json_out)
 
 
-def localize_command() -> None:
-    """Locate camera frames against a tile index and emit filtered fixes."""
-    raise CvglError("localize is not implemented yet")
+@index_app.command("info")
+def index_info(
+    index_path: Path = typer.Argument(..., help="Index file written by `cvgl-edge index build`."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary to this JSON file."),
+) -> None:
+    """Check an index file (checksum) and print what it holds."""
+    import json
+
+    from cvgl_edge.localize.index import load_index
+
+    summary = load_index(index_path).summary()
+    typer.echo(json.dumps(summary, indent=2))
+    _write_json(summary, json_out)
+
+
+@index_app.command("set")
+def index_set(
+    index_path: Path = typer.Argument(..., help="Index file written by `cvgl-edge index build`."),
+    min_similarity: Optional[float] = typer.Option(None, help="Best-match cosine floor for `localize` (see its --eval)."),
+    clear_min_similarity: bool = typer.Option(False, help="Remove the stored floor."),
+) -> None:
+    """Change an index's stored loop defaults without re-embedding the map (rewritten atomically)."""
+    from cvgl_edge.localize.index import set_min_similarity
+
+    if min_similarity is None and not clear_min_similarity:
+        raise CvglError("nothing to set: pass --min-similarity X or --clear-min-similarity")
+    set_min_similarity(index_path, None if clear_min_similarity else min_similarity)
+    console.print(f"{index_path}: min_similarity = {None if clear_min_similarity else min_similarity}")
+
+
+@index_app.command("mission")
+def index_mission(
+    out: Path = typer.Option(..., "--out", help="Folder for map.tif, frames/, flight.mp4, telemetry.csv, truth.csv."),
+    seed: int = typer.Option(0, help="Seed of the world and the flight."),
+    map_px: int = typer.Option(1536, min=64, help="Map side in pixels (1 m per pixel)."),
+    frames: int = typer.Option(150, min=1, help="Frames to render."),
+    fps: float = typer.Option(5.0, help="Frame rate of the flight."),
+    speed: float = typer.Option(12.0, help="Ground speed, m/s."),
+    altitude: float = typer.Option(150.0, help="Altitude above ground, m."),
+    tilt: float = typer.Option(0.0, help="Camera tilt from nadir, degrees (0 = nadir)."),
+    exit_fraction: float = typer.Option(0.0, help="Share of the flight spent flying off the map (by the nearest edge)."),
+    video: bool = typer.Option(True, help="Also write flight.mp4."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Write a deterministic synthetic map and drone flight (with ground truth) to try the loop on."""
+    from cvgl_edge.localize.mission import MissionSpec, synthetic_mission
+
+    spec = MissionSpec(seed=seed, map_px=map_px, frames=frames, fps=fps, speed_mps=speed, altitude_m=altitude,
+                       tilt_deg=tilt, exit_fraction=exit_fraction)
+    synthetic_mission(out, spec, video=video, show_progress=progress)
+    console.print(f"mission written to {out}; index it with --tile-size {spec.suggested_tile_m:g} "
+                  f"(the frames' footprint), then `cvgl-edge localize --source synthetic` or --source {out}/frames")
+
+
+def _truth_path(source: str, mission_folder: Optional[Path], truth: Optional[Path]) -> Path:
+    if truth is not None:
+        return truth
+    candidates = []
+    if source == "synthetic" and mission_folder is not None:
+        candidates.append(mission_folder / "truth.csv")
+    elif not source.startswith("camera:"):
+        p = Path(source)
+        candidates += [p / "truth.csv", p.parent / "truth.csv"] if p.is_dir() else [p.parent / "truth.csv"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise CvglError("--eval needs ground truth: pass --truth truth.csv (frame, lat, lon columns)")
+
+
+def localize_command(
+    index_path: Path = typer.Option(..., "--index", help="Index file written by `cvgl-edge index build`."),
+    source: str = typer.Option(..., help="Frames: a video file, a folder of images, camera:N (or camera:URL), or synthetic."),
+    out: Path = typer.Option(..., help="Fixes as JSON lines (one per frame)."),
+    model: Optional[Path] = typer.Option(None, help="Encoder: .pt, .onnx or .engine (default: the one the index was built with)."),
+    backend: Optional[str] = typer.Option(None, help="torch, onnxruntime or tensorrt (default: from the model's suffix)."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the encoder."),
+    mavlink: Optional[str] = typer.Option(None, help="Send fixes over MAVLink, e.g. udpout:127.0.0.1:14550 or /dev/ttyACM0,115200."),
+    mavlink_messages: str = typer.Option("gps_input,vision_position_estimate", help="Any of gps_input, vision_position_estimate, odometry."),
+    mavlink_rate: float = typer.Option(5.0, help="Minimum MAVLink send rate while a fix exists (Hz, >= 4)."),
+    mavlink_wait: Optional[float] = typer.Option(None, help="Refuse to start unless the autopilot's heartbeat arrives within this many seconds."),
+    realtime: bool = typer.Option(False, help="Play a video/folder at its frame rate, dropping frames the loop cannot keep up with."),
+    hfov: Optional[float] = typer.Option(None, help="Camera horizontal field of view, degrees (with altitude: crop the tile footprint)."),
+    altitude: Optional[float] = typer.Option(None, help="Altitude above ground (m) when the frames carry none."),
+    heading: Optional[float] = typer.Option(None, help="Camera heading (deg) when the frames carry none."),
+    fps: float = typer.Option(5.0, help="Frame rate of a folder of images without telemetry."),
+    top_k: int = typer.Option(10, min=2, help="Candidates per search."),
+    min_similarity: Optional[float] = typer.Option(None, help="Best-match cosine below this gives no fix (default: the index's; -1 disables)."),
+    max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames."),
+    evaluate: bool = typer.Option(False, "--eval", help="Compare with ground truth: error in metres, fix rate, fps; a PNG plot."),
+    truth: Optional[Path] = typer.Option(None, help="Ground truth CSV for --eval (default: truth.csv of the mission)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run summary (and --eval results) to this JSON file."),
+    progress: bool = typer.Option(True, help="Show progress."),
+) -> None:
+    """Locate camera frames against a tile index and emit filtered fixes (JSON lines, MAVLink)."""
+    import time
+
+    from cvgl_edge.localize.index import load_index
+    from cvgl_edge.localize.loop import LoopSettings, run_loop
+    from cvgl_edge.localize.sinks import JsonlSink, MavlinkSink
+    from cvgl_edge.localize.sources import open_source
+    from cvgl_edge.progress import make_progress
+
+    index = load_index(index_path)
+    model_path = model or (Path(index.meta["encoder_source"]) if index.meta.get("encoder_source") else None)
+    if model_path is None:
+        raise CvglError("say which model to run with --model (the index does not record one)")
+    mission_folder = Path(index.meta["map"]).parent if index.meta.get("map") else None
+    truth_file = _truth_path(source, mission_folder, truth) if evaluate else None
+    closers: list[Any] = []
+    try:
+        encoder = _open_satellite_encoder(model_path, backend, device, threads)
+        closers.append(encoder)
+        index.check_encoder(encoder.info)
+        src = open_source(source, mission_folder=mission_folder, realtime=realtime, fps=fps,
+                          on_event=lambda msg: console.print(f"[yellow]{msg}"))
+        closers.append(src)
+        sinks: list[Any] = []
+        if mavlink:
+            sinks.append(MavlinkSink(mavlink, index.origin, messages=tuple(m.strip() for m in mavlink_messages.split(",")),
+                                     rate_hz=mavlink_rate, wait_heartbeat_s=mavlink_wait))
+            closers.append(sinks[-1])
+        sinks.insert(0, JsonlSink(out))
+        closers.append(sinks[0])
+        settings = LoopSettings(top_k=top_k, hfov_deg=hfov, altitude_m=altitude, heading_deg=heading,
+                                max_frames=max_frames, min_similarity=min_similarity)
+        records: list[dict[str, Any]] = []
+        total = max_frames or (len(src.mission) if hasattr(src, "mission") else
+                               len(src.files) if hasattr(src, "files") else None)
+        with make_progress(transient=True) as bar:
+            task = bar.add_task(f"localising {src.name}", total=total, stats="", visible=progress)
+
+            def on_record(rec: dict[str, Any]) -> None:
+                records.append(rec)
+                pos = f"{rec['lat']:.6f},{rec['lon']:.6f}" if rec["lat"] is not None else "-"
+                bar.update(task, advance=1, stats=f"{rec['status']} {pos} conf {rec['confidence']:.2f} "
+                                                  f"{rec['latency_ms']['total']:.0f} ms")
+
+            summary = run_loop(index, encoder, src, sinks, settings, on_record)
+    finally:
+        for c in reversed(closers):
+            c.close()
+    floor = min_similarity if min_similarity is not None else index.meta.get("min_similarity")
+    result: dict[str, Any] = {"index": str(index_path), "model": str(model_path), "source": source,
+                              "backend": encoder.info.backend, "out": str(out), "min_similarity": floor,
+                              **summary.to_dict()}
+    if mavlink:
+        result["mavlink"] = {"url": mavlink, "sent": sinks[1].sent, "send_errors": sinks[1].errors}
+    console.print(f"{summary.frames} frames in {summary.seconds:.1f} s ({result['fps']} fps): {summary.fixes} fixes, "
+                  f"{summary.predicted} predicted, {summary.no_fix} without a fix, {summary.dropped} dropped -> {out}")
+    if evaluate:
+        result["eval"] = _evaluate(records, truth_file, index, out)
+        ev = result["eval"]
+        console.print(f"error median {ev.get('median_error_m')} m, p90 {ev.get('p90_error_m')} m; "
+                      f"{100 * (ev['fix_rate'] or 0):.0f}% frames with a position; plot: {ev.get('plot')}")
+        sim = ev["similarity"]
+        if "suggested_min_similarity" in sim:
+            console.print(f"best-match cosine: correct p50 {sim['correct_similarity']['p50']}, wrong p50 "
+                          f"{sim['wrong_similarity']['p50']}; suggested --min-similarity "
+                          f"{sim['suggested_min_similarity']} (keeps {100 * sim['correct_kept']:.0f}% correct, "
+                          f"{100 * sim['wrong_kept']:.0f}% wrong)")
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _write_json(result, json_out)
+
+
+def _evaluate(records: list[dict[str, Any]], truth_file: Path, index: Any, out: Path) -> dict[str, Any]:
+    from cvgl_edge.localize.evaluate import fix_errors, plot_trajectory, similarity_split
+    from cvgl_edge.localize.geomap import read_map
+    from cvgl_edge.localize.mission import read_truth
+
+    truth = read_truth(truth_file)
+    ev = fix_errors(records, truth)
+    ev["truth"] = str(truth_file)
+    ev["similarity"] = similarity_split(records, truth, index.tiles["lat"], index.tiles["lon"],
+                                        0.5 * float(index.meta["tile_size_m"]))
+    map_path = Path(index.meta.get("map") or "")
+    if map_path.is_file():
+        plot = out.with_suffix(".png")
+        plot_trajectory(plot, read_map(map_path), records, truth,
+                        title=f"median {ev.get('median_error_m')} m, p90 {ev.get('p90_error_m')} m")
+        ev["plot"] = str(plot)
+    return ev

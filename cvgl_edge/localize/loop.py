@@ -1,0 +1,180 @@
+"""The localisation loop: frame -> pre-processing -> encoder -> search -> filter -> fix -> sinks.
+
+Search mode follows the filter: global (whole index) while lost, a window around the
+predicted position while tracking. Every frame yields one record (a fix, a predicted
+position while coasting, or "no fix") with per-stage latency in milliseconds:
+
+    read        getting the frame from the source (decode, render, or waiting for a new one)
+    preprocess  crop to the ground footprint, north-up rotation, resize/polar, normalisation
+    encode      the encoder (satellite branch), host->device->host included
+    search      top-k over the index or the window
+    filter      Kalman update and gating
+    total       frame captured -> record handed to the sinks (includes time the frame waited)
+
+Live sources hand out only the newest frame, so a slow stage makes the loop drop frames
+instead of falling behind; ``dropped`` counts them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cvgl_edge.bench.timing import percentile
+from cvgl_edge.errors import CvglError
+from cvgl_edge.localize.geomap import local_to_latlon
+from cvgl_edge.localize.index import TileIndex
+from cvgl_edge.localize.preprocess import frame_crop_px, north_up_crop
+from cvgl_edge.localize.search import TileSearcher
+from cvgl_edge.localize.tracker import Tracker, TrackerSettings
+
+STAGES = ("read", "preprocess", "encode", "search", "filter", "total")
+
+
+@dataclass
+class LoopSettings:
+    top_k: int = 10
+    hfov_deg: float | None = None        # camera horizontal field of view (with altitude: footprint crop)
+    altitude_m: float | None = None      # used when frames carry no altitude
+    heading_deg: float | None = None     # used when frames carry no heading (None: assume north-up)
+    max_frames: int | None = None
+    tracker: TrackerSettings | None = None
+    min_similarity: float | None = None  # None: the index's ``min_similarity`` (if it stores one)
+
+
+def tracker_settings_for(index: TileIndex, min_similarity: float | None = None) -> TrackerSettings:
+    """Filter settings scaled to the index's tiles (stride = typical retrieval error).
+
+    ``min_similarity`` None takes the floor stored in the index (see :mod:`cvgl_edge.localize.tracker`).
+    """
+    tile_m = float(index.meta["tile_size_m"])
+    stride_m = float(index.meta["stride_m"])
+    floor = min_similarity if min_similarity is not None else index.meta.get("min_similarity")
+    return TrackerSettings(meas_sigma_m=max(stride_m, 1.0), exclusion_m=tile_m, min_window_m=2.0 * tile_m,
+                           min_similarity=None if floor is None else float(floor))
+
+
+@dataclass
+class LoopSummary:
+    frames: int = 0
+    fixes: int = 0
+    predicted: int = 0
+    no_fix: int = 0
+    dropped: int = 0
+    seconds: float = 0.0
+    latency_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+
+    def to_dict(self) -> dict[str, Any]:
+        lat = {s: {"p50": round(percentile(v, 50), 3), "p90": round(percentile(v, 90), 3),
+                   "mean": round(float(np.mean(v)), 3)} for s, v in self.latency_ms.items() if v}
+        return {"frames": self.frames, "fixes": self.fixes, "predicted": self.predicted, "no_fix": self.no_fix,
+                "dropped": self.dropped, "seconds": round(self.seconds, 3),
+                "fps": round(self.frames / self.seconds, 3) if self.seconds > 0 else None, "latency_ms": lat}
+
+
+class Localizer:
+    """State of one loop run over an index and an encoder; ``step(frame)`` -> record."""
+
+    def __init__(self, index: TileIndex, encoder: Any, settings: LoopSettings | None = None) -> None:
+        index.check_encoder(encoder.info)
+        self.index, self.encoder = index, encoder
+        self.settings = settings or LoopSettings()
+        self.searcher = TileSearcher(index)
+        self.tracker = Tracker(self.settings.tracker or tracker_settings_for(index, self.settings.min_similarity))
+        self.prep = index.preprocess
+        self.tile_m = float(index.meta["tile_size_m"])
+
+    def _square(self, frame: Any) -> np.ndarray:
+        s = self.settings
+        alt = frame.altitude_m if frame.altitude_m is not None else s.altitude_m
+        heading = frame.heading_deg if frame.heading_deg is not None else s.heading_deg
+        side = frame_crop_px(frame.image.shape[1], self.tile_m, alt, s.hfov_deg)
+        if side is None:
+            side = int(min(frame.image.shape[:2]) / (math.sqrt(2.0) if heading else 1.0))
+        return north_up_crop(frame.image, side, heading)
+
+    def step(self, frame: Any, read_ms: float = 0.0) -> dict[str, Any]:
+        """Localise one frame; returns its record (see the module docstring)."""
+        t0 = time.perf_counter()
+        batch = self.prep(self._square(frame))[None]
+        t1 = time.perf_counter()
+        query = np.asarray(self.encoder.encode(batch), np.float32)[0]
+        t2 = time.perf_counter()
+        self.tracker.predict(frame.t)
+        window = self.tracker.window()
+        k = self.settings.top_k
+        if window is None:
+            mode, cands = "global", self.searcher.global_search(query, k)
+        elif len(self.searcher.window_ids(window[0], window[1], self.tile_m)) == 0:
+            # The prediction has left the map: edge tiles would only pin the track to the edge.
+            mode, cands = "window", self.searcher.window_search(query, window[0], window[1], 0.0, k=k)
+        else:
+            mode, cands = "window", self.searcher.window_search(query, *window, k=k)
+        t3 = time.perf_counter()
+        est = self.tracker.update(frame.t, cands, mode)
+        t4 = time.perf_counter()
+        status, reason = est.status, est.reason
+        lat = lon = None
+        if status != "no_fix":
+            near = self.searcher.window_ids(est.east, est.north, self.tile_m)
+            if len(near) == 0:
+                status, reason = "no_fix", "outside the map"
+            else:
+                la, lo = local_to_latlon(est.east, est.north, self.index.origin)
+                lat, lon = float(la), float(lo)
+        captured = frame.captured or t0
+        lat_ms = {"read": read_ms, "preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3,
+                  "search": (t3 - t2) * 1e3, "filter": (t4 - t3) * 1e3,
+                  "total": (time.perf_counter() - min(captured, t0)) * 1e3}
+
+        def num(v: float) -> float | None:
+            return round(float(v), 6) if v is not None and math.isfinite(v) else None
+
+        return {
+            "frame": frame.index, "t": round(frame.t, 4), "wall_time": round(time.time(), 4), "status": status,
+            "lat": lat, "lon": lon, "confidence": round(est.confidence, 4), "mode": mode,
+            "sigma_m": num(est.sigma_m) if lat is not None else None,
+            "v_east": num(est.v_east) if lat is not None else None,
+            "v_north": num(est.v_north) if lat is not None else None,
+            "similarity": num(est.similarity), "margin": num(est.margin), "tile": est.tile,
+            "searched": cands.searched, "dropped": frame.dropped, "reason": reason,
+            "altitude_m": frame.altitude_m, "heading_deg": frame.heading_deg,
+            "latency_ms": {k2: round(v, 3) for k2, v in lat_ms.items()},
+        }
+
+
+def run_loop(index: TileIndex, encoder: Any, source: Iterable[Any], sinks: list[Any] = (),
+             settings: LoopSettings | None = None,
+             on_record: Callable[[dict[str, Any]], None] | None = None) -> LoopSummary:
+    """Run the loop over ``source`` until it ends (or ``max_frames``); every record goes to every sink."""
+    loc = Localizer(index, encoder, settings)
+    summary = LoopSummary()
+    limit = loc.settings.max_frames
+    start = time.perf_counter()
+    frames = iter(source)
+    while limit is None or summary.frames < limit:
+        r0 = time.perf_counter()
+        try:
+            frame = next(frames)
+        except StopIteration:
+            break
+        record = loc.step(frame, (time.perf_counter() - r0) * 1e3)
+        for sink in sinks:
+            sink.emit(record)
+        summary.frames += 1
+        summary.dropped += int(frame.dropped)
+        key = {"fix": "fixes", "predicted": "predicted"}.get(record["status"], "no_fix")
+        setattr(summary, key, getattr(summary, key) + 1)
+        for stage, value in record["latency_ms"].items():
+            summary.latency_ms[stage].append(value)
+        if on_record is not None:
+            on_record(record)
+    summary.seconds = time.perf_counter() - start
+    if summary.frames == 0:
+        raise CvglError("the frame source gave no frames")
+    return summary
