@@ -166,3 +166,15 @@ def test_eval_cli_with_backend(export, tmp_path):
                            "no int8 .engine files")
     _assert_one_line_error(cli("eval", str(checkpoint), "--backend", "onnxruntime"),
                            "--backend onnxruntime needs an exported .onnx file; run cvgl-edge export first")
+
+
+def test_eval_of_a_polar_models_export_uses_polar_tiles(tmp_path):
+    """A polar-trained model's satellite input is panorama-shaped: eval of its export (which
+    carries no training config) must polar-transform the tiles, not fail on the size."""
+    torch.manual_seed(0)
+    model = build_model("geossm-nano", **{**TINY, "satellite_size": (32, 128)}).eval()
+    digest = "p" * 64
+    for view in ("ground", "satellite"):
+        save_onnx(export_branch(model, view, model_sha256=digest), tmp_path / f"geossm-nano-{view}.onnx")
+    record = evaluate_source(tmp_path, backend="onnxruntime", data="synthetic:64", show_progress=False)
+    assert record["polar"] is True and record["pairs"] > 0

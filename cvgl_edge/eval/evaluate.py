@@ -113,7 +113,8 @@ def evaluate_source(
 
     torch at fp32 is ``evaluate_checkpoint`` unchanged; torch fp16/bf16 (autocast, CUDA) and
     the exported backends embed through runtime Encoders. Data for artifacts defaults to the
-    built-in synthetic data (an export carries no training config) without polar transform.
+    built-in synthetic data (an export carries no training config), polar-transformed when the
+    satellite input is not square (only polar-trained models have such inputs).
     """
     from cvgl_edge.runtime.artifacts import backend_for
     from cvgl_edge.train.loop import resolve_device
@@ -126,7 +127,7 @@ def evaluate_source(
                                        show_progress=show_progress)
         return _evaluate_torch_autocast(source, precision, data, split, batch_size, device, polar, workers,
                                         show_progress)
-    return evaluate_artifacts(source, backend, data, split, batch_size, device, polar or False, workers,
+    return evaluate_artifacts(source, backend, data, split, batch_size, device, polar, workers,
                               show_progress, precision)
 
 
@@ -146,7 +147,7 @@ def _evaluate_torch_autocast(source: str | Path, precision: str, data: str | Non
 
 def evaluate_artifacts(
     source: str | Path, backend: str, data: str | None = None, split: str = "val", batch_size: int = 64,
-    device: str = "auto", polar: bool = False, workers: int = 0, show_progress: bool = True,
+    device: str = "auto", polar: bool | None = None, workers: int = 0, show_progress: bool = True,
     precision: str | None = None,
 ) -> dict[str, Any]:
     """Both exported branches of one model (folder or one file of it) run by ``backend``."""
@@ -161,6 +162,9 @@ def evaluate_artifacts(
         check_same_export(encoders)
         data = data or "synthetic"
         sizes = {view: encoders[view].info.input_size for view in VIEWS}
+        if polar is None:
+            height, width = sizes["satellite"]
+            polar = height != width
         dataset = sized_dataset(sizes, data, split, polar)
         info = encoders["ground"].info
         return _encoders_record(encoders, dataset, batch_size, workers, show_progress,
