@@ -1,8 +1,9 @@
 """Train a GeoSSM checkpoint for the localisation loop: nadir drone frames against map tiles.
 
-Why a separate script: ``cvgl-edge train`` learns ground panoramas (or oblique, randomly
-rotated drone photos) against tiles through two branches, while the loop sends north-up
-nadir frame crops and map tiles through the *same* satellite branch. Here the pairs are
+``cvgl-edge train --data synthetic-drone[:N]`` now trains the same thing (north-up nadir
+frames and tiles through the *same* aerial branch, as the loop uses them) on the built-in
+synthetic worlds, with the full training loop (checkpoints, resume, eval). This script stays
+for its harder, mission-like pairs, which the built-in data does not reproduce: the pairs are
 made exactly as the loop sees them: a drone frame rendered like a synthetic mission's
 (:class:`cvgl_edge.localize.mission.MissionSpec` camera, photometric change and noise),
 cropped to the tile footprint and turned north-up by :class:`cvgl_edge.localize.loop.Localizer`'s

@@ -24,7 +24,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-DATA_HELP = "Dataset: 'synthetic' (built in), 'synthetic:N' (N training pairs), 'cvusa:PATH' or 'cvact:PATH'."
+DATA_HELP = ("Dataset: 'synthetic' (built in), 'synthetic:N' (N training pairs), 'synthetic-drone[:N]' "
+             "(north-up nadir drone frames vs tiles, both through the aerial branch, as `localize` uses "
+             "them), 'cvusa:PATH' or 'cvact:PATH'.")
 
 
 def _write_json(record: dict, path: Optional[Path]) -> None:
@@ -105,9 +107,11 @@ def train(
         console.print(f"stopped at step {result.steps}; continue with the same command plus --resume")
         raise typer.Exit(130)
     if result.final_metrics:
-        console.print(metrics_table(result.final_metrics, f"{model} after {result.steps} steps (val)"))
+        queries = "" if result.query_view == "ground" else f", {result.query_view} queries"
+        console.print(metrics_table(result.final_metrics, f"{model} after {result.steps} steps (val{queries})"))
         _write_json(
             metrics_record(result.final_metrics, model=model, data=data, steps=result.steps,
+                           **({"query_view": result.query_view} if queries else {}),
                            train_seconds=round(result.seconds, 1), checkpoint=str(result.last_checkpoint)),
             json_out,
         )

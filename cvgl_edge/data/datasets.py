@@ -2,14 +2,21 @@
 
 Every item is a dict::
 
-    ground     float32 (3, Hg, Wg), normalised (cvgl_edge.data.normalize)
+    ground     float32 (3, Hg, Wg), normalised (cvgl_edge.data.normalize): the query image; for
+               drone data (``query_view == "drone"``) a north-up drone frame at the satellite size
     satellite  float32 (3, Hs, Ws), normalised; polar-transformed when polar=True
     index      int, position in the split (the positive pair shares it)
     lat, lon   float, NaN when the dataset has no coordinates
 
 Specs: ``synthetic`` (default size), ``synthetic:N`` (N train pairs),
-``cvusa:PATH``, ``cvact:PATH``.  Splits: train, val, and test where the dataset
-has one (synthetic, CVACT).
+``synthetic-drone`` / ``synthetic-drone:N`` (north-up nadir drone frames against tiles,
+as the localisation loop sees them), ``cvusa:PATH``, ``cvact:PATH``.
+
+Why drone pairs keep the ``ground`` key: batches, collation and embedding stay one code
+path; ``CrossViewDataset.query_view`` says which model view ("ground" or "drone", i.e.
+the aerial branch, see ``GeoSSM.canonical_view``) the query images are meant for.
+
+Splits: train, val, and test where the dataset has one (synthetic, CVACT).
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cvgl_edge.data.augment import PairAugment
+from cvgl_edge.data.augment import PairAugment, mirror_panorama, mirror_tile, roll_panorama, rotate_tile
+from cvgl_edge.data.nuisance import photometric
 from cvgl_edge.data.cvact import load_cvact
 from cvgl_edge.data.cvusa import load_cvusa
 from cvgl_edge.data.images import check_size, read_image, resize
@@ -31,7 +39,8 @@ from cvgl_edge.data.polar import default_polar_source_side, polar_transform
 from cvgl_edge.data.synthetic import SyntheticSpec, load_or_generate
 from cvgl_edge.errors import CvglError
 
-SCHEMES = ("synthetic", "synthetic:N", "cvusa:PATH", "cvact:PATH")
+SCHEMES = ("synthetic", "synthetic:N", "synthetic-drone", "synthetic-drone:N", "cvusa:PATH", "cvact:PATH")
+QUERY_VIEWS = ("ground", "drone")
 DEFAULT_SYNTHETIC_TRAIN = 2000
 DEFAULT_SYNTHETIC_EVAL = 200
 
@@ -91,11 +100,19 @@ class CrossViewDataset(Dataset):
     source only needs to be square) instead of being resized; a mismatch raises
     CvglError naming the file.  Augmentation randomness is a function of
     (seed, epoch, index), so results do not depend on DataLoader workers.
+
+    ``query_view="drone"``: the query images are square aerial frames; they get the
+    satellite's resize / polar transform and tile-style (not panorama) augmentation,
+    and belong to the model's drone view (its aerial branch).
     """
 
     def __init__(self, source: PairSource, ground_size: tuple[int, int], satellite_size: tuple[int, int],
                  polar: bool = False, augment: PairAugment | None = None, seed: int = 0,
-                 strict_size: bool = False, polar_source_side: int | None = None) -> None:
+                 strict_size: bool = False, polar_source_side: int | None = None,
+                 query_view: str = "ground") -> None:
+        if query_view not in QUERY_VIEWS:
+            raise CvglError(f"unknown query view {query_view!r} (valid: {', '.join(QUERY_VIEWS)})")
+        self.query_view = query_view
         self.source = source
         self.ground_size = (int(ground_size[0]), int(ground_size[1]))
         self.satellite_size = (int(satellite_size[0]), int(satellite_size[1]))
@@ -137,23 +154,46 @@ class CrossViewDataset(Dataset):
         return self.train(False)
 
     def raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ground, satellite) as uint8 RGB at the model input size, before augmentation."""
+        """(query, satellite) as uint8 RGB at the model input size, before augmentation."""
         ground, sat, g_origin, s_origin = self.source.load(i)
+        if self.query_view == "drone":
+            return self._aerial(ground, g_origin), self._aerial(sat, s_origin)
         if self.strict_size:
             check_size(ground, self.ground_size, g_origin)
         ground = resize(ground, self.ground_size)
+        return ground, self._aerial(sat, s_origin)
+
+    def _aerial(self, sat: np.ndarray, s_origin: str) -> np.ndarray:
+        """A square aerial image at the satellite input size (polar-transformed with polar=True)."""
         if self.polar:
             if sat.shape[0] != sat.shape[1]:
                 raise CvglError(f"polar transform needs a square aerial image, got "
                                 f"{sat.shape[0]}x{sat.shape[1]}: {s_origin}")
             if not self.strict_size:
                 sat = resize(sat, (self.polar_source_side, self.polar_source_side))
-            sat = polar_transform(sat, self.satellite_size)
-        else:
-            if self.strict_size:
-                check_size(sat, self.satellite_size, s_origin)
-            sat = resize(sat, self.satellite_size)
-        return ground, sat
+            return polar_transform(sat, self.satellite_size)
+        if self.strict_size:
+            check_size(sat, self.satellite_size, s_origin)
+        return resize(sat, self.satellite_size)
+
+    def _augment_aerial(self, query: np.ndarray, sat: np.ndarray,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """PairAugment's flip / quarter-turn / photometric jitter with both images treated as tiles
+        (PairAugment treats the query as a panorama, which a drone frame is not)."""
+        aug = self.augment
+        assert aug is not None
+        mirror = mirror_panorama if self.polar else mirror_tile
+        if rng.random() < aug.flip_p:
+            query, sat = mirror(query), mirror(sat)
+        if rng.random() < aug.rotate_p:
+            k = int(rng.integers(1, 4))
+            if self.polar:
+                query, sat = roll_panorama(query, k), roll_panorama(sat, k)
+            else:
+                query, sat = rotate_tile(query, k), rotate_tile(sat, k)
+        if aug.photometric > 0:
+            query, sat = photometric(query, rng, aug.photometric), photometric(sat, rng, aug.photometric)
+        return query, sat
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         if not 0 <= i < len(self):
@@ -161,7 +201,10 @@ class CrossViewDataset(Dataset):
         ground, sat = self.raw(i)
         if self.augment is not None and self.augment.training:
             rng = np.random.default_rng([self.seed, self.epoch, int(i)])
-            ground, sat = self.augment(ground, sat, rng)
+            if self.query_view == "drone":
+                ground, sat = self._augment_aerial(ground, sat, rng)
+            else:
+                ground, sat = self.augment(ground, sat, rng)
         return {
             "ground": to_tensor(ground),
             "satellite": to_tensor(sat),
@@ -174,28 +217,32 @@ class CrossViewDataset(Dataset):
 def _parse_spec(spec: str) -> tuple[str, str]:
     scheme, _, arg = spec.partition(":")
     scheme = scheme.strip().lower()
-    if scheme not in ("synthetic", "cvusa", "cvact"):
+    if scheme not in ("synthetic", "synthetic-drone", "cvusa", "cvact"):
         raise CvglError(f"unknown dataset spec {spec!r} (valid: {', '.join(SCHEMES)})")
     return scheme, arg.strip()
 
 
 def _synthetic_source(arg: str, split: str, ground_size: tuple[int, int], satellite_size: tuple[int, int],
-                      polar: bool, polar_side: int, seed: int, kw: dict[str, Any]) -> ArrayPairSource:
+                      polar: bool, polar_side: int, seed: int, kw: dict[str, Any],
+                      scheme: str = "synthetic") -> ArrayPairSource:
+    bad = f"bad synthetic size {arg!r}: use {scheme}:N with N a positive integer"
     if arg:
         try:
             n_train = int(arg)
         except ValueError:
-            raise CvglError(f"bad synthetic size {arg!r}: use synthetic:N with N a positive integer") from None
+            raise CvglError(bad) from None
         if n_train <= 0:
-            raise CvglError(f"bad synthetic size {arg!r}: use synthetic:N with N a positive integer")
+            raise CvglError(bad)
     else:
         n_train = DEFAULT_SYNTHETIC_TRAIN
     sizes = {"train": n_train, "val": int(kw.pop("val_size", DEFAULT_SYNTHETIC_EVAL)),
              "test": int(kw.pop("test_size", DEFAULT_SYNTHETIC_EVAL))}
     if split not in sizes:
         raise CvglError(f"synthetic data has no {split!r} split (valid: train, val, test)")
-    query = kw.pop("query", "ground")
-    if query not in ("ground", "drone"):
+    query = kw.pop("query", "nadir" if scheme == "synthetic-drone" else "ground")
+    if scheme == "synthetic-drone" and query != "nadir":
+        raise CvglError(f"synthetic-drone data has nadir drone queries; drop query={query!r}")
+    if scheme == "synthetic" and query not in ("ground", "drone"):
         raise CvglError(f"unknown synthetic query view {query!r} (valid: ground, drone)")
     cache_dir = kw.pop("cache_dir", None)
     seed = int(kw.pop("data_seed", seed))
@@ -206,16 +253,19 @@ def _synthetic_source(arg: str, split: str, ground_size: tuple[int, int], satell
         raise CvglError(f"unknown synthetic option(s): {', '.join(sorted(unknown))}")
     spec = SyntheticSpec(seed=seed, ground_size=ground_size, satellite_size=side,
                          drone_size=ground_size, **kw)
-    views = ("drone", "satellite") if query == "drone" else ("ground", "satellite")
+    views = (query, "satellite")
     pairs = load_or_generate(spec, split, sizes[split], views, cache_dir=cache_dir)
-    ground = pairs.drone if query == "drone" else pairs.ground
+    ground = {"drone": pairs.drone, "nadir": pairs.nadir}.get(query, pairs.ground)
     return ArrayPairSource(f"synthetic/{split}", ground, pairs.satellite, pairs.lat, pairs.lon)
 
 
 def build_dataset(spec: str, split: str, ground_size: tuple[int, int] = (128, 512),
                   satellite_size: tuple[int, int] = (256, 256), polar: bool = False, augment: bool = False,
                   seed: int = 0, **kw: Any) -> CrossViewDataset:
-    """Dataset for ``spec`` ("synthetic", "synthetic:N", "cvusa:PATH", "cvact:PATH") and ``split``.
+    """Dataset for ``spec`` (one of :data:`SCHEMES`) and ``split``.
+
+    ``synthetic-drone[:N]`` pairs north-up nadir drone frames with tiles; its dataset has
+    ``query_view == "drone"`` (the query goes through the model's aerial branch).
 
     ``polar=True`` polar-transforms the satellite image to ``satellite_size``
     (use the ground size for SAFA-style inputs).  ``augment=True`` enables paired
@@ -234,10 +284,11 @@ def build_dataset(spec: str, split: str, ground_size: tuple[int, int] = (128, 51
     skip_missing = bool(kw.pop("skip_missing", False))
     polar_side = int(kw.pop("polar_source_side", 0) or default_polar_source_side(satellite_size))
     source: PairSource
-    if scheme == "synthetic":
+    query_view = "drone" if scheme == "synthetic-drone" else "ground"
+    if scheme.startswith("synthetic"):
         if not polar and satellite_size[0] != satellite_size[1]:
             raise CvglError(f"satellite_size must be square without polar=True, got {satellite_size}")
-        source = _synthetic_source(arg, split, ground_size, satellite_size, polar, polar_side, seed, kw)
+        source = _synthetic_source(arg, split, ground_size, satellite_size, polar, polar_side, seed, kw, scheme)
     else:
         if kw:
             raise CvglError(f"unknown option(s) for {scheme}: {', '.join(sorted(kw))}")
@@ -247,7 +298,7 @@ def build_dataset(spec: str, split: str, ground_size: tuple[int, int] = (128, 51
         source = FilePairSource(loader(Path(arg).expanduser(), split, skip_missing=skip_missing))
     aug = PairAugment(satellite_is_polar=polar) if augment else None
     return CrossViewDataset(source, ground_size, satellite_size, polar=polar, augment=aug, seed=seed,
-                            strict_size=strict, polar_source_side=polar_side)
+                            strict_size=strict, polar_source_side=polar_side, query_view=query_view)
 
 
 def collate_pairs(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -261,4 +312,5 @@ def collate_pairs(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     }
 
 
-__all__ = ["CrossViewDataset", "FilePairSource", "ArrayPairSource", "build_dataset", "collate_pairs", "SCHEMES"]
+__all__ = ["QUERY_VIEWS", "CrossViewDataset", "FilePairSource", "ArrayPairSource", "build_dataset", "collate_pairs",
+           "SCHEMES"]

@@ -16,7 +16,10 @@ bytes whatever the order or batching of generation.  Sample ``i`` of a split:
   the middle column) with heading jitter of a few degrees, ground-radius and
   gamma jitter, camera height, sky and clouds, lighting/colour change, noise and
   occluders;
-* ``drone_view``: oblique photo through a random heading/tilt/altitude homography.
+* ``drone_view``: oblique photo through a random heading/tilt/altitude homography;
+* ``nadir_view``: near-nadir drone frame of the tile footprint, already turned north-up,
+  as the localisation loop's pre-processing hands frames to the encoder (small
+  residual yaw, tilt and altitude errors, the drone's own photometric change).
 
 Cost (measured on 2 shared CPU cores, load ~2.5): one 1280x1280 map chunk
 ~0.15-0.25 s for 81 samples; per sample ~3 ms (64x256 panorama + 128 tile) or
@@ -105,6 +108,7 @@ class SyntheticPairs:
     lon: np.ndarray
     spec: SyntheticSpec = field(default_factory=SyntheticSpec)
     split: str = "train"
+    nadir: np.ndarray | None = None  # north-up nadir drone frames (N, S, S, 3), view "nadir"
 
     def __len__(self) -> int:
         return len(self.lat)
@@ -251,6 +255,30 @@ class SyntheticCrossView:
         img = photometric(img, rng, 0.7 * self.spec.nuisance)
         return sensor_noise(img, rng, 2.5 * self.spec.nuisance)
 
+    def nadir_view(self, index: int, split: str = "train", side: int | None = None) -> np.ndarray:
+        """North-up near-nadir drone frame (side x side x 3 uint8) over the footprint of tile ``index``.
+
+        Why a second drone view: the localisation loop crops each frame to the tile
+        footprint and turns it north-up before encoding it with the aerial branch, so a
+        checkpoint for the loop should learn from such frames, not from oblique photos.
+        What is left is what the loop cannot undo: a few degrees of yaw and tilt error,
+        altitude (scale) error, a small position offset, and another camera's colours/noise.
+        """
+        loc = self.location(index, split)
+        side = int(side or self.spec.satellite_size)
+        rng = self._rng(split, index, 4)
+        s = self.spec.nuisance
+        fov = math.radians(55.0)
+        # altitude at which the frame spans the tile footprint, with a few percent scale error
+        altitude = 0.5 * self.spec.footprint_px / math.tan(fov / 2) * (1.0 + s * rng.uniform(-0.06, 0.06))
+        heading = math.radians(s * rng.uniform(-4.0, 4.0))
+        tilt = math.radians(1e-3 + s * rng.uniform(0.0, 4.0))
+        shift = s * rng.uniform(-0.05, 0.05, 2) * self.spec.footprint_px
+        img = render_drone(self.world(loc.chunk, split), loc.row + shift[0], loc.col + shift[1], (side, side),
+                           altitude, tilt, heading, fov=fov)
+        img = photometric(img, rng, 0.6 * s)
+        return sensor_noise(img, rng, 2.5 * s)
+
     # --- batches ----------------------------------------------------------------------------------
     def generate(self, split: str, n: int, views: tuple[str, ...] = ("ground", "satellite"),
                  satellite_side: int | None = None,
@@ -263,13 +291,14 @@ class SyntheticCrossView:
         ``advance(1)`` is called after each sample (progress bars).
         """
         for v in views:
-            if v not in ("ground", "satellite", "drone"):
-                raise CvglError(f"unknown synthetic view {v!r} (valid: ground, satellite, drone)")
+            if v not in ("ground", "satellite", "drone", "nadir"):
+                raise CvglError(f"unknown synthetic view {v!r} (valid: ground, satellite, drone, nadir)")
         sp = self.spec
         side = int(satellite_side or sp.satellite_size)
         ground = np.empty((n, *sp.ground_size, 3), np.uint8) if "ground" in views else None
         sat = np.empty((n, side, side, 3), np.uint8) if "satellite" in views else None
         drone = np.empty((n, *sp.drone_size, 3), np.uint8) if "drone" in views else None
+        nadir = np.empty((n, side, side, 3), np.uint8) if "nadir" in views else None
         lat = np.empty(n, np.float64)
         lon = np.empty(n, np.float64)
         for i in range(n):
@@ -281,9 +310,11 @@ class SyntheticCrossView:
                 sat[i] = self.satellite(i, split, side)
             if drone is not None:
                 drone[i] = self.drone_view(i, split)
+            if nadir is not None:
+                nadir[i] = self.nadir_view(i, split, side)
             if advance is not None:
                 advance(1)
-        return SyntheticPairs(ground, sat, drone, lat, lon, sp, split)
+        return SyntheticPairs(ground, sat, drone, lat, lon, sp, split, nadir)
 
 
 # --- caching ---------------------------------------------------------------------------------------
@@ -329,7 +360,7 @@ def _read_cache(path: Path, spec: SyntheticSpec, split: str) -> SyntheticPairs |
     except (OSError, ValueError, EOFError):
         return None
     return SyntheticPairs(arrays.get("ground"), arrays.get("satellite"), arrays.get("drone"),
-                          arrays["lat"], arrays["lon"], spec, split)
+                          arrays["lat"], arrays["lon"], spec, split, arrays.get("nadir"))
 
 
 def _write_cache(path: Path, pairs: SyntheticPairs) -> None:
@@ -337,8 +368,8 @@ def _write_cache(path: Path, pairs: SyntheticPairs) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CvglError(f"cannot create synthetic cache folder: {path.parent} ({exc.strerror})") from exc
-    arrays = {k: v for k, v in (("ground", pairs.ground), ("satellite", pairs.satellite),
-                                ("drone", pairs.drone), ("lat", pairs.lat), ("lon", pairs.lon)) if v is not None}
+    arrays = {k: v for k, v in (("ground", pairs.ground), ("satellite", pairs.satellite), ("drone", pairs.drone),
+                                ("nadir", pairs.nadir), ("lat", pairs.lat), ("lon", pairs.lon)) if v is not None}
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)

@@ -15,6 +15,7 @@ from cvgl_edge.errors import CvglError
 from cvgl_edge.eval.embed import embed_pairs, embed_with_encoders
 from cvgl_edge.eval.metrics import cross_view_metrics
 from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
+from cvgl_edge.train.query_view import dataset_query_view, for_dataset
 
 HEADLINE_DIRECTION = "ground->satellite"
 VIEWS = ("ground", "satellite")
@@ -80,7 +81,7 @@ def evaluate_checkpoint(
     dataset = model_dataset(model, data, split, polar)
     start = time.perf_counter()
     ground, satellite = embed_pairs(
-        model, dataset, batch_size=batch_size, device=device, num_workers=workers,
+        for_dataset(model, dataset), dataset, batch_size=batch_size, device=device, num_workers=workers,
         show_progress=show_progress,
     )
     seconds = time.perf_counter() - start
@@ -89,6 +90,7 @@ def evaluate_checkpoint(
         checkpoint=str(checkpoint),
         backend="torch",
         data=data,
+        **({"query_view": "drone"} if dataset_query_view(dataset) == "drone" else {}),
         split=split,
         polar=polar,
         pairs=len(dataset),
@@ -139,8 +141,10 @@ def _evaluate_torch_autocast(source: str | Path, precision: str, data: str | Non
     payload = read_checkpoint(source)
     data, polar = trained_data_options(payload, data, polar)
     model = model_from_payload(payload, str(source))
-    encoders = {view: model_encoder(model, view, device=device, precision=precision) for view in VIEWS}
     dataset = model_dataset(model, data, split, polar)
+    query_view = dataset_query_view(dataset)
+    encoders = {view: model_encoder(model, query_view if view == "ground" else view, device=device,
+                                    precision=precision) for view in VIEWS}
     return _encoders_record(encoders, dataset, batch_size, workers, show_progress,
                             checkpoint=str(source), data=data, split=split, polar=polar)
 
@@ -166,6 +170,9 @@ def evaluate_artifacts(
             height, width = sizes["satellite"]
             polar = height != width
         dataset = sized_dataset(sizes, data, split, polar)
+        if dataset_query_view(dataset) != "ground":
+            raise CvglError(f"{data} has drone queries, which the exported satellite branch encodes; "
+                            "evaluate them with the checkpoint (cvgl-edge eval CHECKPOINT.pt)")
         info = encoders["ground"].info
         return _encoders_record(encoders, dataset, batch_size, workers, show_progress,
                                 source=str(source), files={v: str(p) for v, p in files.items()},

@@ -33,6 +33,7 @@ from cvgl_edge.train.distributed import (
     shutdown,
 )
 from cvgl_edge.train.optim import SharpnessAware, build_optimizer, closure_step
+from cvgl_edge.train.query_view import for_dataset
 from cvgl_edge.train.sampler import ResumableSampler
 from cvgl_edge.train.schedule import build_scheduler
 
@@ -51,6 +52,7 @@ class TrainResult:
     final_metrics: dict[str, dict[str, float]] | None = None
     best_r1: float | None = None
     interrupted: bool = False
+    query_view: str = "ground"  # "drone": the metrics' "ground" side is drone frames (aerial branch)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -150,10 +152,17 @@ class Trainer:
             )
         self.total_steps = cfg.max_steps or cfg.epochs * self.batches_per_epoch
 
-        self.train_model: torch.nn.Module = self.model
+        # drone data: queries go through the model's drone (aerial) view, in training and evaluation
+        self.query_view: str = getattr(self.train_set, "query_view", "ground")
+        self.pair_model: torch.nn.Module = for_dataset(self.model, self.train_set)
+        self.train_model: torch.nn.Module = self.pair_model
         if self.ctx.enabled:
             device_ids = [self.ctx.local_rank] if self.device.type == "cuda" else None
-            self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+            self.train_model = torch.nn.parallel.DistributedDataParallel(
+                self.pair_model, device_ids=device_ids,
+                # a drone run leaves the ground branch unused (unshared weights)
+                find_unused_parameters=self.query_view != "ground",
+            )
         self.optimizer = build_optimizer(
             cfg.optimizer, [self.model, self.loss_fn], cfg.lr, cfg.weight_decay, rho=cfg.rho
         )
@@ -241,7 +250,8 @@ class Trainer:
             best_r1=self.best_r1,
             rng=_rng_state(),
             world_size=self.ctx.world_size,
-            train_config=self.cfg.to_dict(),
+            # query_view is derived from the data spec; recorded so readers need not parse specs
+            train_config={**self.cfg.to_dict(), "query_view": self.query_view},
         )
         return atomic_torch_save(payload, path)
 
@@ -257,7 +267,7 @@ class Trainer:
         metrics = None
         if self.ctx.is_main:
             ground, satellite = embed_pairs(
-                self.model,
+                self.pair_model,
                 self.val_set,
                 batch_size=self.cfg.eval_batch_size,
                 device=self.device,
@@ -383,6 +393,7 @@ class Trainer:
             final_metrics=final_metrics,
             best_r1=self.best_r1,
             interrupted=interrupted,
+            query_view=self.query_view,
         )
 
 
