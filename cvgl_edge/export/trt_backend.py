@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from cvgl_edge.errors import CvglError
 
@@ -48,3 +49,22 @@ def load_backend(prefer: str | None = None) -> TrtBackend:
         if module is not None:
             return TrtBackend(module, name, str(getattr(module, "__version__", "unknown")))
     raise CvglError(INSTALL_HINT)
+
+
+def collecting_logger(trt: ModuleType) -> Any:
+    """A ``trt.ILogger`` keeping warnings and errors (whitespace-collapsed), so a failed
+    parse, build or deserialisation can be reported in one line; ``errors()`` keeps errors only."""
+
+    class Collecting(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.messages: list[tuple[Any, str]] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity <= trt.ILogger.Severity.WARNING:
+                self.messages.append((severity, " ".join(str(msg).split())))
+
+        def errors(self) -> list[str]:
+            return [m for s, m in self.messages if s <= trt.ILogger.Severity.ERROR]
+
+    return Collecting()

@@ -28,7 +28,7 @@ import cvgl_edge
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export.calibration import Recipe
 from cvgl_edge.export.onnx_metadata import INPUT_NAME, read_metadata
-from cvgl_edge.export.trt_backend import TrtBackend, load_backend
+from cvgl_edge.export.trt_backend import TrtBackend, collecting_logger, load_backend
 from cvgl_edge.export.trt_gpu_facts import gpu_facts, rtx_capabilities
 from cvgl_edge.export.trt_implicit_int8 import check_implicit_support, check_int8_mode, configure_implicit_int8
 from cvgl_edge.io import atomic_write, atomic_write_json
@@ -67,25 +67,6 @@ class EngineOptions:
             raise CvglError(f"--plugin-lib {self.plugin_lib}: no such file")
 
 
-def _logger(trt: Any) -> Any:
-    """An ILogger that keeps warnings and errors (for the one-line error message)."""
-
-    class Collecting(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.messages: list[tuple[Any, str]] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            if severity <= trt.ILogger.Severity.WARNING:
-                self.messages.append((severity, msg))
-
-    return Collecting()
-
-
-def _errors(trt: Any, logger: Any) -> list[str]:
-    return [m for s, m in logger.messages if s <= trt.ILogger.Severity.ERROR]
-
-
 def _one_line(parts: list[str], limit: int = 3) -> str:
     text = "; ".join(" ".join(p.split()) for p in parts[:limit])
     return text + (f" (+{len(parts) - limit} more)" if len(parts) > limit else "")
@@ -112,7 +93,7 @@ def _parse(backend: TrtBackend, network: Any, logger: Any, onnx_path: Path) -> N
         errors = [parser.get_error(i) for i in range(parser.num_errors)]
         texts = [f"{e.desc()} (node {e.node()} {e.node_name()!r} op {e.node_operator()!r})" for e in errors]
         raise CvglError(f"TensorRT ({backend.flavour} {backend.version}) could not parse {onnx_path.name}: "
-                        f"{_one_line(texts or _errors(backend.trt, logger) or ['unknown parser error'])}")
+                        f"{_one_line(texts or logger.errors() or ['unknown parser error'])}")
 
 
 def _tensors(network: Any, count: int, get: str) -> list[dict[str, Any]]:
@@ -172,7 +153,7 @@ def _save_timing_cache(config: Any, path: Path | None) -> bool:
 
 def _warnings(logger: Any) -> dict[str, Any]:
     """Warnings, minus the parser's one-per-inlined-function 'node named ... already exists' notes."""
-    texts = [" ".join(m.split()) for _, m in logger.messages]
+    texts = [m for _, m in logger.messages]
     dup = [t for t in texts if "already exists, the output tensors" in t]
     return {"warnings": sorted(set(texts) - set(dup))[:20], "duplicate_node_name_warnings": len(dup)}
 
@@ -191,7 +172,7 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
             raise CvglError(f"implicit INT8 builds from the FP32 ONNX file; {onnx_path.name} is "
                             f"{meta.get('precision')} (use <model>-<branch>.onnx)")
     trt = backend.trt
-    logger = _logger(trt)
+    logger = collecting_logger(trt)
     start = time.perf_counter()
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if hasattr(
@@ -213,7 +194,7 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
     calibration = int8.finish() if int8 is not None else options.calibration  # calibrator errors first
     if serialized is None:
         raise CvglError(f"TensorRT ({backend.flavour} {backend.version}) could not build {engine_path.name}: "
-                        f"{_one_line(_errors(trt, logger) or ['no error message'])}")
+                        f"{_one_line(logger.errors() or ['no error message'])}")
     blob = bytes(memoryview(serialized))
     seconds = time.perf_counter() - start
     atomic_write(engine_path, lambda tmp: tmp.write_bytes(blob))

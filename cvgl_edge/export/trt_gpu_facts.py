@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cvgl_edge.runtime.cuda_memory import cudart_module as _cudart, device_name
+
 #: What TensorRT-RTX targets when no compute capability is set (its CPU-only AOT docs:
 #: "8.0, 8.6, 8.9, 12.0, and later"; 7.5 / Turing only when asked for explicitly).
 RTX_DEFAULT_CAPABILITIES = ("8.0", "8.6", "8.9", "12.0")
@@ -46,14 +48,6 @@ def _torch_facts() -> dict[str, Any] | None:
             "driver": driver, "cuda_runtime": torch.version.cuda, "device_index": index, "source": "torch.cuda"}
 
 
-def _cudart() -> Any:
-    try:
-        from cuda.bindings import runtime
-    except ImportError:
-        return None
-    return runtime
-
-
 def _ok(runtime: Any, err: Any) -> bool:
     return err == runtime.cudaError_t.cudaSuccess
 
@@ -71,10 +65,9 @@ def _cuda_python_facts() -> dict[str, Any] | None:
     err, props = runtime.cudaGetDeviceProperties(index)
     if not _ok(runtime, err):
         return None
-    name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
     err_d, driver = runtime.cudaDriverGetVersion()
     err_r, version = runtime.cudaRuntimeGetVersion()
-    return {"name": name.rstrip("\x00"), "compute_capability": f"{props.major}.{props.minor}",
+    return {"name": device_name(props), "compute_capability": f"{props.major}.{props.minor}",
             "driver": cuda_version_text(driver) if _ok(runtime, err_d) else None,
             "cuda_runtime": cuda_version_text(version) if _ok(runtime, err_r) else None,
             "device_index": int(index), "source": "cuda-python"}

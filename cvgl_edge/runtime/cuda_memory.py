@@ -134,7 +134,7 @@ class TorchCudaMemory(DeviceMemory):
         self._inflight.clear()
 
 
-def _cudart() -> Any | None:
+def cudart_module() -> Any | None:
     """cuda-python's runtime module (new or old layout), None if not installed."""
     for name in ("cuda.bindings.runtime", "cuda.cudart"):
         try:
@@ -144,13 +144,19 @@ def _cudart() -> Any | None:
     return None
 
 
+def device_name(props: Any) -> str:
+    """The name of a ``cudaDeviceProp`` (a NUL-padded char array in cuda-python)."""
+    name = props.name
+    return name.split(b"\0", 1)[0].decode(errors="replace") if isinstance(name, bytes) else str(name)
+
+
 class CudaPythonMemory(DeviceMemory):
     """cudaMalloc'ed buffers, cudaMemcpyAsync copies and a cudaStream via cuda-python."""
 
     name = "cuda-python"
 
     def __init__(self, index: int = 0, cudart: Any | None = None) -> None:
-        self.rt = cudart or _cudart()
+        self.rt = cudart or cudart_module()
         if self.rt is None:
             raise CvglError(NO_GPU + " (and cuda-python is not installed: `pip install cuda-python`)")
         err, count = self.rt.cudaGetDeviceCount()
@@ -161,9 +167,7 @@ class CudaPythonMemory(DeviceMemory):
             raise CvglError(f"cuda:{index} requested but only {count} GPU(s) exist")
         self._call("cudaSetDevice", index)
         props = self._call("cudaGetDeviceProperties", index)
-        name = props.name
-        name = name.split(b"\0", 1)[0].decode(errors="replace") if isinstance(name, bytes) else str(name)
-        self.gpu = GpuInfo(index, name, f"{props.major}.{props.minor}")
+        self.gpu = GpuInfo(index, device_name(props), f"{props.major}.{props.minor}")
         self.stream = self._call("cudaStreamCreate")
         self._buffers: list[DeviceBuffer] = []
         self._inflight: list[np.ndarray] = []

@@ -26,7 +26,7 @@ import numpy as np
 
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export.onnx_metadata import INPUT_NAME, OUTPUT_NAME
-from cvgl_edge.export.trt_backend import TrtBackend
+from cvgl_edge.export.trt_backend import TrtBackend, collecting_logger
 from cvgl_edge.runtime.base import Encoder, EncoderInfo
 from cvgl_edge.runtime.cuda_memory import DeviceMemory, open_device_memory
 from cvgl_edge.runtime.engine_checks import (
@@ -42,21 +42,6 @@ def cuda_index(device: str) -> int:
     if kind != "cuda" or (index and not index.isdigit()):
         raise CvglError(f"TensorRT engines run on a CUDA GPU: use --device cuda (or cuda:N), not {device!r}")
     return int(index or 0)
-
-
-def _collecting_logger(trt: Any) -> Any:
-    """An ILogger keeping errors, so a failed deserialisation can say why in one line."""
-
-    class Collecting(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            if severity <= trt.ILogger.Severity.ERROR:
-                self.errors.append(" ".join(str(msg).split()))
-
-    return Collecting()
 
 
 def _dims(dims: Any) -> tuple[int, ...]:
@@ -86,14 +71,14 @@ class TrtEncoder(Encoder):
     # -- opening -------------------------------------------------------------------------
     def _open(self, blob: bytes) -> None:
         trt = self.backend.trt
-        self._logger = _collecting_logger(trt)
+        self._logger = collecting_logger(trt)
         self.runtime = trt.Runtime(self._logger)
         if self.sidecar.get("plugin_lib"):
             self._load_plugin(Path(self.sidecar["plugin_lib"]))
         try:
             self.engine = self.runtime.deserialize_cuda_engine(blob)
         except Exception as exc:  # noqa: BLE001 - the bindings raise their own types
-            self._logger.errors.append(first_line(exc))
+            self._logger.log(trt.ILogger.Severity.ERROR, first_line(exc))  # raised, not logged
         if self.engine is None:
             raise CvglError(f"{built_with(self.sidecar)} could not deserialise {self.path.name}: "
                             f"{self._why()}; {REBUILD}")
@@ -106,7 +91,7 @@ class TrtEncoder(Encoder):
         self._output = self.memory.alloc((n, self.info.descriptor_dim), self._out_dtype)
 
     def _why(self) -> str:
-        errors = self._logger.errors
+        errors = self._logger.errors()
         return "; ".join(errors[:2]) if errors else "no message from TensorRT"
 
     def _load_plugin(self, lib: Path) -> None:
