@@ -10,7 +10,6 @@ without a checkpoint (random, seeded weights) is first saved as a checkpoint in 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,9 @@ import torch
 
 from cvgl_edge.bench.plan import Variant
 from cvgl_edge.errors import CvglError
+from cvgl_edge.export.trt_build import read_sidecar
 from cvgl_edge.io import atomic_torch_save
-
-VIEWS = ("ground", "satellite")
+from cvgl_edge.runtime.artifacts import BACKEND_SUFFIX, VIEWS, ArtifactName
 
 
 def default_folder(model_sha256: str) -> Path:
@@ -44,16 +43,15 @@ def preset_checkpoint(model: torch.nn.Module, folder: Path, seed: int) -> Path:
 
 def artifact_files(folder: Path, model_name: str, variant: Variant) -> dict[str, Path]:
     """Where ``cvgl-edge export`` writes this variant's files (one per view)."""
-    infix = "" if variant.precision == "fp32" else f".{variant.precision}"  # .fp16 / .int8
-    suffix = ".engine" if variant.backend == "tensorrt" else ".onnx"
-    return {view: folder / f"{model_name}-{view}{infix}{suffix}" for view in VIEWS}
+    name = ArtifactName(model_name, "ground", variant.precision, BACKEND_SUFFIX[variant.backend][1:])
+    return {view: folder / name.file_name(view) for view in VIEWS}
 
 
 def recorded_sha256(path: Path) -> str | None:
     """The weights hash an exported file records (ONNX metadata or the engine's JSON sidecar)."""
     try:
         if path.suffix == ".engine":
-            return json.loads(Path(str(path) + ".json").read_text()).get("model_sha256")
+            return read_sidecar(path).get("model_sha256")
         model = onnx.load(str(path), load_external_data=False)
         return {p.key: p.value for p in model.metadata_props}.get("model_sha256")
     except Exception:  # noqa: BLE001 - unreadable or foreign file: not reusable, re-export
@@ -62,7 +60,7 @@ def recorded_sha256(path: Path) -> str | None:
 
 def engine_max_batch(path: Path) -> int | None:
     try:
-        return int(json.loads(Path(str(path) + ".json").read_text())["batch_profile"]["max"])
+        return int(read_sidecar(path)["batch_profile"]["max"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
