@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from cvgl_edge.eval.metrics import cross_view_metrics
+from cvgl_edge.export.recall import HEADLINE, headline_recall
 from cvgl_edge.runtime.base import Encoder
 
-HEADLINE = "ground->satellite"
 REPORTED = ("R@1", "R@5", "R@10", "R@1%", "mAP")
 
 
@@ -66,8 +65,7 @@ def recall(descriptors: dict[str, np.ndarray]) -> dict[str, float]:
     """Ground->satellite R@1/5/10/1% and mAP (percent) of paired descriptors."""
     ground = torch.from_numpy(np.ascontiguousarray(descriptors["ground"], dtype=np.float32))
     satellite = torch.from_numpy(np.ascontiguousarray(descriptors["satellite"], dtype=np.float32))
-    metrics = cross_view_metrics(ground, satellite)[HEADLINE]
-    return {key: round(metrics[key], 3) for key in REPORTED}
+    return headline_recall(ground, satellite, REPORTED)
 
 
 def agreement(descriptors: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
