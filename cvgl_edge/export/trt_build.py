@@ -121,13 +121,13 @@ def _gpu_entries(config: Any, backend: TrtBackend) -> dict[str, Any]:
             "compute_capabilities_default": False}
 
 
-def _target(config: Any, backend: TrtBackend) -> str:
+def _target(gpu_entries: dict[str, Any], backend: TrtBackend) -> str:
+    """Where the engine runs, in words, from the compute capabilities ``_gpu_entries`` found."""
     if not backend.is_rtx:
         return "the GPU this was built on (full TensorRT builds for the local device)"
-    count = getattr(config, "num_compute_capabilities", 0)
-    if count:
-        return "AOT, CPU-built; CC " + ", ".join(str(config.get_compute_capability(i)).split(".")[-1] for i in range(count))
-    return RTX_DEFAULT_TARGET
+    if gpu_entries["compute_capabilities_default"]:
+        return RTX_DEFAULT_TARGET
+    return "AOT, CPU-built; CC " + ", ".join(gpu_entries["compute_capabilities"])
 
 
 def _load_timing_cache(config: Any, path: Path | None, backend: TrtBackend) -> Any:
@@ -198,10 +198,11 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
     blob = bytes(memoryview(serialized))
     seconds = time.perf_counter() - start
     atomic_write(engine_path, lambda tmp: tmp.write_bytes(blob))
+    gpu_entries = _gpu_entries(config, backend)
     sidecar = {
         "engine": str(engine_path), "engine_bytes": len(blob), "engine_sha256": hashlib.sha256(blob).hexdigest(),
         "onnx": str(onnx_path), "tensorrt": {"flavour": backend.flavour, "version": backend.version},
-        "target": _target(config, backend), **_gpu_entries(config, backend), "strongly_typed": bool(flags),
+        "target": _target(gpu_entries, backend), **gpu_entries, "strongly_typed": bool(flags),
         "precision": "int8" if implicit else meta.get("precision", "fp32"),
         "int8_mode": options.int8_mode if implicit or meta.get("precision") == "int8" else None,
         "calibration": calibration,
