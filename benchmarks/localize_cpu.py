@@ -2,7 +2,7 @@
 
 Parts (each recorded with its settings in one JSON, a Markdown table and a PNG):
 
-* ``loop``: a trained checkpoint (``benchmarks/localize_train.py``) on a synthetic mission it
+* ``loop``: a trained checkpoint (``cvgl-edge train --data synthetic-drone``) on a synthetic mission it
   never saw (``cvgl-edge index mission``, indexed with ``cvgl-edge index build``): every
   frame through the loop with PyTorch, with and without the best-match floor; error
   against truth (metres), fix rate, frames/s, per-stage latency; the trajectory PNG. Then
@@ -13,7 +13,7 @@ Parts (each recorded with its settings in one JSON, a Markdown table and a PNG):
   inner-product index and the compressed IVF-PQ option, 1e3 .. 1e6 tiles: time per query
   (global), windowed search as used while tracking, and the IVF-PQ recall of a noisy copy.
 
-    .venv/bin/python benchmarks/localize_cpu.py --checkpoint runs/localize/nano.pt \\
+    .venv/bin/python benchmarks/localize_cpu.py --checkpoint runs/drone/last.pt \\
         --mission runs/localize/mission --index runs/localize/mission/map.idx \\
         --out benchmarks/results/localize_cpu_vm_20261122
 

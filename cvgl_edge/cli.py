@@ -26,7 +26,13 @@ app = typer.Typer(
 
 DATA_HELP = ("Dataset: 'synthetic' (built in), 'synthetic:N' (N training pairs), 'synthetic-drone[:N]' "
              "(north-up nadir drone frames vs tiles, both through the aerial branch, as `localize` uses "
-             "them), 'cvusa:PATH' or 'cvact:PATH'.")
+             "them), 'cvusa:PATH', 'cvact:PATH', 'university1652:PATH' (drone <-> satellite), "
+             "'vigor:PATH' (same-area) or 'vigor-cross:PATH' (cross-area); a bare PATH is recognised "
+             "by its layout. University-1652 and VIGOR have train and test splits (val = test).")
+
+HARD_NEGATIVES_HELP = ("Hard-negative batches (Sample4Geo): off, gps (geographic neighbours), similarity (descriptor "
+                       "neighbours after each evaluation; set --eval-every) or gps+similarity (gps until the first "
+                       "evaluation).")
 
 
 def _write_json(record: dict, path: Optional[Path]) -> None:
@@ -51,7 +57,7 @@ def train(
     optimizer: str = typer.Option("adamw", help="adamw, asam (the paper's) or sam. ASAM/SAM cost two passes per step."),
     rho: float = typer.Option(0.5, help="Neighbourhood size for asam (0.5) / sam (use ~0.05)."),
     warmup_steps: int = typer.Option(100, min=0, help="Linear warm-up steps before the cosine decay."),
-    loss: str = typer.Option("ddal", help="ddal (GeoSSM), infonce or triplet."),
+    loss: str = typer.Option("ddal", help="ddal (GeoSSM), infonce, triplet, triplet-semihard (LRFR), dice, kl, or a weighted sum joined by + (VimGeo: infonce+dice+kl; weights and parameters per part via --loss-param dice.weight=0.5)."),
     loss_param: list[str] = typer.Option([], "--loss-param", help="Loss hyper-parameter KEY=VALUE, e.g. gamma=10 (repeatable)."),
     clip_norm: float = typer.Option(1.0, help="Gradient clipping max norm (0 disables)."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA (bf16 where supported). Ignored on CPU."),
@@ -62,7 +68,7 @@ def train(
     share_weights: Optional[bool] = typer.Option(None, "--share-weights/--separate-weights", help="Share one backbone between views."),
     readout: Optional[str] = typer.Option(None, help="Descriptor readout: cga (GeoSSM), cls or mean (ablations)."),
     set_: list[str] = typer.Option([], "--set", help="Any other model override KEY=VALUE, e.g. depth=6 (repeatable)."),
-    pretrained: Optional[Path] = typer.Option(None, help="Local official Vim checkpoint to initialise both branches."),
+    pretrained: Optional[Path] = typer.Option(None, help="Local ImageNet weights for the backbone: an official Vim checkpoint (geossm-*, vimgeo-*) or a torchvision ConvNeXt-Tiny .pth (lrfr)."),
     eval_every: int = typer.Option(0, min=0, help="Evaluate on the val split every N steps (0: only at the end)."),
     save_every: int = typer.Option(200, min=0, help="Write last.pt every N steps (also at eval and at the end)."),
     log_every: int = typer.Option(10, min=1, help="Append a line to metrics.jsonl every N steps."),
@@ -72,12 +78,15 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/last.pt exactly (optimizer, schedule, RNG, step)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the final val metrics to this JSON file."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    hard_negatives: str = typer.Option("off", help=HARD_NEGATIVES_HELP),
+    neighbours: int = typer.Option(16, min=1, help="Hard negatives: neighbours listed per sample (batch fill after its seed)."),
 ) -> None:
     """Train a dual encoder. Multi-GPU: `torchrun --nproc-per-node N -m cvgl_edge.cli train ...`."""
     from cvgl_edge.cli_options import parse_assignments, parse_size
     from cvgl_edge.eval.evaluate import metrics_record
     from cvgl_edge.eval.report import metrics_table
     from cvgl_edge.train.config import TrainConfig
+    from cvgl_edge.train.hard_negatives import check_mode
     from cvgl_edge.train.loop import train as run_training
     from cvgl_edge.train.optim import OPTIMIZERS
 
@@ -99,6 +108,7 @@ def train(
         warmup_steps=warmup_steps, loss=loss, loss_params=parse_assignments(loss_param, "--loss-param"),
         clip_norm=clip_norm, amp=amp, augment=augment, eval_every=eval_every, save_every=save_every,
         log_every=log_every, workers=workers, seed=seed, device=device, show_progress=progress,
+        hard_negatives=check_mode(hard_negatives), neighbours=neighbours,
     )
     result = run_training(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
@@ -118,6 +128,82 @@ def train(
     console.print(f"{result.steps} steps in {result.seconds:.0f} s; checkpoint: {result.last_checkpoint}")
 
 
+@app.command("distil")
+def distil_command(
+    teacher: Path = typer.Option(..., help="Trained teacher checkpoint (from `cvgl-edge train`); frozen during distillation."),
+    student: str = typer.Option("geossm-nano", help="Student model preset; see `cvgl-edge models`. Shape it with --set."),
+    set_: list[str] = typer.Option([], "--set", help="Student model override KEY=VALUE, e.g. depth=2 (repeatable)."),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP + " Default: the teacher's training data."),
+    polar: Optional[bool] = typer.Option(None, "--polar/--no-polar", help="Polar-transform satellite images. Default: as the teacher was trained."),
+    out: Path = typer.Option(Path("runs/distil"), help="Run folder: the student's checkpoints (last.pt, best.pt) and metrics.jsonl."),
+    epochs: int = typer.Option(10, min=1, help="Passes over the training split."),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Stop after this many optimiser steps (overrides --epochs)."),
+    batch_size: int = typer.Option(32, min=2, help="Pairs per step per process (the relational term compares them all)."),
+    lr: float = typer.Option(1e-4, help="Peak learning rate of the student."),
+    warmup_steps: int = typer.Option(100, min=0, help="Linear warm-up steps before the cosine decay."),
+    loss: str = typer.Option("ddal", help="The student's task loss: any `train --loss` value (ddal, infonce, triplet, triplet-semihard, dice, kl, or a sum joined by +)."),
+    loss_param: list[str] = typer.Option([], "--loss-param", help="Task-loss hyper-parameter KEY=VALUE (repeatable)."),
+    temperature: float = typer.Option(0.1, help="Softmax temperature of the relational term (cosine similarities / T)."),
+    relational_weight: float = typer.Option(1.0, help="Weight of the relational term (KL of in-batch similarity distributions)."),
+    align_weight: float = typer.Option(1.0, help="Weight of descriptor alignment (1 - cosine, through a learned projection when dims differ)."),
+    hard_negatives: str = typer.Option("off", help=HARD_NEGATIVES_HELP),
+    neighbours: int = typer.Option(16, min=1, help="Hard negatives: neighbours listed per sample."),
+    eval_every: int = typer.Option(0, min=0, help="Evaluate the student on the val split every N steps (0: only at the end)."),
+    save_every: int = typer.Option(200, min=0, help="Write last.pt every N steps (also at the end)."),
+    workers: int = typer.Option(0, min=0, help="DataLoader worker processes."),
+    seed: int = typer.Option(0, help="Seed for data order, augmentation and initialisation."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    resume: bool = typer.Option(False, "--resume", help="Continue OUT/last.pt exactly (same teacher and settings)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the teacher-vs-student report to this JSON file."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Distil a trained teacher into a smaller student; report teacher vs student accuracy, size, FLOPs and CPU latency."""
+    from cvgl_edge.cli_options import parse_assignments
+    from cvgl_edge.eval.evaluate import metrics_record
+    from cvgl_edge.models import list_models
+    from cvgl_edge.models.checkpoint import read_checkpoint
+    from cvgl_edge.train.config import TrainConfig
+    from cvgl_edge.train.distil import distil, distil_settings
+    from cvgl_edge.train.distil_report import comparison_table, distil_report
+    from cvgl_edge.train.hard_negatives import check_mode
+
+    if student not in list_models():
+        raise CvglError(f"unknown student preset {student!r}; available: {', '.join(list_models())}")
+    try:
+        trained = read_checkpoint(teacher).get("train_config") or {}
+    except CvglError as error:
+        raise CvglError(f"teacher: {error}") from None
+    cfg = TrainConfig(
+        model=student, model_overrides=parse_assignments(set_, "--set"),
+        data=data or trained.get("data") or "synthetic",
+        polar=bool(trained.get("polar", False)) if polar is None else polar,
+        out=str(out), epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+        warmup_steps=warmup_steps, loss=loss, loss_params=parse_assignments(loss_param, "--loss-param"),
+        eval_every=eval_every, save_every=save_every, workers=workers, seed=seed, device=device,
+        show_progress=progress, hard_negatives=check_mode(hard_negatives), neighbours=neighbours,
+        distil=distil_settings(teacher, temperature=temperature, relational_weight=relational_weight,
+                               align_weight=align_weight),
+    )
+    trainer, result = distil(cfg, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
+        return
+    if result.interrupted:
+        console.print(f"stopped at step {result.steps}; continue with the same command plus --resume")
+        raise typer.Exit(130)
+    if result.final_metrics:
+        report = distil_report(trainer, result.final_metrics)
+        console.print(comparison_table(report["rows"], f"teacher vs distilled student after {result.steps} steps "
+                                                       f"(val, {report['val_pairs']} pairs)"))
+        console.print(f"latency: {report['latency']}")
+        _write_json(
+            metrics_record(result.final_metrics, model=student, model_config=trainer.model.config.to_dict(),
+                           data=cfg.data, polar=cfg.polar, steps=result.steps, distil=cfg.distil, report=report,
+                           train_seconds=round(result.seconds, 1), checkpoint=str(result.last_checkpoint)),
+            json_out,
+        )
+    console.print(f"{result.steps} steps in {result.seconds:.0f} s; student checkpoint: {result.last_checkpoint}")
+
+
 @app.command("eval")
 def eval_command(
     source: Path = typer.Argument(..., help="Checkpoint written by `cvgl-edge train` (torch), or an export folder / one of its .onnx or .engine files."),
@@ -129,51 +215,70 @@ def eval_command(
     polar: Optional[bool] = typer.Option(None, "--polar/--no-polar", help="Polar-transform satellite images. Default: as in training (exported files: no)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (tensorrt: a CUDA GPU)."),
     workers: int = typer.Option(0, min=0, help="DataLoader worker processes."),
+    protocol: str = typer.Option("official", help="University-1652 protocol: official (distractor gallery classes stay in the ranking) or sample4geo (gallery classes without a query dropped, as Sample4Geo's code does; labelled as such). VIGOR and paired data: official only; VIGOR's area comes from --data (vigor: same-area, vigor-cross: cross-area)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Retrieval metrics of a checkpoint or of exported branches: R@1, R@5, R@10, R@1% and mAP in both directions."""
+    """Retrieval metrics of a checkpoint or of exported branches: R@1, R@5, R@10, R@1% and mAP in both
+    directions (paired data), or with the dataset's official protocol (University-1652: AP; VIGOR: hit rate)."""
     from cvgl_edge.eval.evaluate import evaluate_source
     from cvgl_edge.eval.report import metrics_table
 
     record = evaluate_source(
         source, backend, data, split=split, batch_size=batch_size, device=device,
-        polar=polar, workers=workers, show_progress=progress, precision=precision,
+        polar=polar, workers=workers, show_progress=progress, precision=precision, variant=protocol,
     )
     ran = record.get("runtime") or record["backend"]
-    console.print(metrics_table(record["directions"], f"{source} on {record['data']} ({split}, {record['pairs']} pairs) "
-                                                      f"with {ran}"))
+    if "protocol" in record:
+        label, size = record["protocol"]["label"], f"{sum(record['queries'].values())} queries"
+    else:
+        label, size = "paired (query i matches reference i), both directions", f"{record['pairs']} pairs"
+    typer.echo(f"protocol: {label}")  # plain echo: one unwrapped line
+    console.print(metrics_table(record["directions"], f"{source} on {record['data']} ({split}, {size}) with {ran}"))
     _write_json(record, json_out)
 
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), help="Folder for the checkpoint, metrics.jsonl and metrics.json."),
-    steps: int = typer.Option(300, min=1, help="Training steps (the default takes about 3 minutes on 2 CPU cores)."),
+    out: Path = typer.Option(Path("runs/demo"), help="Folder for checkpoints, exports, the mission, fixes and metrics.json."),
+    steps: int = typer.Option(300, min=1, help="Training steps of the ground->satellite model."),
     train_pairs: int = typer.Option(2000, min=64, help="Synthetic training pairs (200 held-out pairs are evaluated)."),
+    drone_steps: int = typer.Option(600, min=1, help="Training steps of the drone-view model the localisation loop uses (600 localise the default flight to tens of metres; 300 do not)."),
+    drone_pairs: int = typer.Option(2000, min=64, help="Mission-like drone frame/tile training pairs."),
     seed: int = typer.Option(0, help="Seed for data and initialisation."),
     polar: bool = typer.Option(True, help="Polar-transform the satellite tiles (SAFA). --no-polar is the harder raw-tile setting, which needs far more steps."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted demo from OUT/last.pt."),
+    export: bool = typer.Option(True, "--export/--no-export", help="Export to ONNX and verify (without it the loop runs the PyTorch checkpoint)."),
+    localize: bool = typer.Option(True, "--localize/--no-localize", help="Train the drone-view model and run the localisation loop over a synthetic flight (--no-localize: the ground model only)."),
+    frames: int = typer.Option(150, min=1, help="Frames of the synthetic flight (5 per second)."),
+    verify_pairs: int = typer.Option(200, min=1, help="Held-out pairs each exported file is verified on."),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads of the ONNX Runtime encoder (index and loop)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted demo: finished stages are skipped, training resumes from its last.pt."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full record (as OUT/metrics.json) to this file."),
 ) -> None:
-    """Train the nano GeoSSM on built-in synthetic data on the CPU, evaluate it, and report."""
+    """The whole toolkit in about 10 minutes on a CPU: train, export + verify, localise a synthetic drone flight."""
     from cvgl_edge.demo import DemoSettings, run_demo
     from cvgl_edge.eval.report import metrics_table
 
     settings = DemoSettings(out=str(out), steps=steps, train_pairs=train_pairs, seed=seed, polar=polar,
+                            drone_steps=drone_steps, drone_pairs=drone_pairs, export=export, localize=localize,
+                            mission_frames=frames, verify_pairs=verify_pairs, threads=threads,
                             show_progress=progress)
     record = run_demo(settings, resume=resume)
     if record.get("interrupted"):
-        console.print(f"stopped at step {record['steps']}; continue with `cvgl-edge demo --resume`")
+        console.print(f"{record.get('interrupted_stage', 'training')} training stopped at step {record['steps']}; "
+                      "continue with `cvgl-edge demo --resume`")
         raise typer.Exit(130)
     if record.get("untrained"):
-        console.print(metrics_table(record["untrained"], "untrained model (held-out synthetic pairs)"))
-    console.print(metrics_table(record["directions"], f"after {record['steps']} training steps"))
-    console.print(
-        f"R@1 ground->satellite {record['R@1']:.1f}% on {record['val_pairs']} held-out pairs "
-        f"(chance {record['chance_r1']:.1f}%) in {record['total_seconds']:.0f} s; "
-        f"metrics: {out / 'metrics.json'}"
-    )
+        console.print(metrics_table(record["untrained"], "ground->satellite model, untrained (held-out pairs)"))
+    console.print(metrics_table(record["directions"], f"ground->satellite model after {record['steps']} steps"))
+    if "drone" in record:
+        console.print(metrics_table(record["drone"]["directions"],
+                                    f"drone-view model after {record['drone']['steps']} steps (drone frame -> tile)"))
+    console.rule("summary")
+    for line in record["summary"]:
+        console.print(line, highlight=False, markup=False)
+    _write_json(record, json_out)
 
 
 @app.command("export")

@@ -10,7 +10,7 @@ import torch
 from cvgl_edge.models import build_model
 from cvgl_edge.models.checkpoint import checkpoint_payload
 
-COMMANDS = ["train", "eval", "demo", "models", "doctor", "export", "verify"]
+COMMANDS = ["train", "eval", "demo", "models", "doctor", "export", "verify", "distil"]
 from tiny import TINY
 
 

@@ -63,7 +63,7 @@ def test_dataloader_batches():
     assert mine["lat"].dtype == torch.float64 and mine["satellite"].shape == (2, 3, 64, 64)
 
 
-@pytest.mark.parametrize("spec", ["imagenet", "vigor:/data", "ftp://x"])
+@pytest.mark.parametrize("spec", ["imagenet", "kitti:/data", "ftp://x"])
 def test_unknown_scheme_lists_valid_ones(spec):
     with pytest.raises(CvglError, match="synthetic.*cvusa:PATH.*cvact:PATH"):
         build_dataset(spec, "train")

@@ -21,9 +21,9 @@ from cvgl_edge.localize.sources import CameraSource, FolderSource, LatestFrameRe
 from localize_helpers import thumbnail_encoder, tiny_encoder
 
 # A 384 m map, 128x160 frames from 100 m: ~62 m footprint, 1 frame per second at 16 m/s; the last
-# 14 frames (224 m) leave the map by its nearest edge.
+# 11 frames fly off the map by its nearest edge (their centres beyond it by half a tile).
 SPEC = MissionSpec(seed=1, map_px=384, pad_px=256, frames=36, fps=1.0, speed_mps=16.0, altitude_m=100.0,
-                   frame_size=(128, 160), exit_fraction=0.4)
+                   frame_size=(128, 160), exit_fraction=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +202,22 @@ def test_similarity_split_suggests_a_floor_between_correct_and_wrong():
     assert split["correct"] == 4 and split["wrong"] == 4
     assert 0.45 < split["suggested_min_similarity"] <= 0.8
     assert split["correct_kept"] == 1.0 and split["wrong_kept"] == 0.0
+
+
+def test_exit_leg_puts_the_last_frames_off_the_map():
+    mission = SyntheticMission(SPEC)
+    n_exit = round(SPEC.frames * SPEC.exit_fraction)
+    half_tile = 0.5 * SPEC.suggested_tile_m
+    assert all(not mission.inside_map(i, margin_px=-half_tile + 1e-6) for i in range(SPEC.frames - n_exit, SPEC.frames))
+    assert mission.inside_map(SPEC.frames - n_exit - 1 - int(half_tile // 16) - 1)
+
+
+def test_exit_leg_that_cannot_reach_the_edge_is_a_clear_error():
+    from cvgl_edge.errors import CvglError
+
+    with pytest.raises(CvglError, match="too few frames to reach the map edge"):
+        SyntheticMission(MissionSpec(seed=1, map_px=384, pad_px=256, frames=20, fps=5.0, speed_mps=5.0,
+                                     altitude_m=100.0, frame_size=(128, 160), exit_fraction=0.3))
+    with pytest.raises(CvglError, match="past the map edge"):
+        SyntheticMission(MissionSpec(seed=1, map_px=384, pad_px=64, frames=36, fps=1.0, speed_mps=16.0,
+                                     altitude_m=100.0, frame_size=(128, 160), exit_fraction=0.3))

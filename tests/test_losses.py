@@ -145,12 +145,12 @@ def test_triplet_known_value() -> None:
 
 
 def test_build_loss_registry() -> None:
-    assert list_losses() == ["ddal", "infonce", "triplet"]
+    assert {"ddal", "infonce", "triplet"} <= set(list_losses())
     assert isinstance(build_loss("ddal", gamma=5.0), DDALoss)
     assert build_loss("ddal", gamma=5.0).gamma == 5.0
     assert isinstance(build_loss("infonce"), InfoNCELoss)
     assert isinstance(build_loss("triplet", alpha=5.0), SoftTripletLoss)
-    with pytest.raises(CvglError, match="unknown loss 'arcface'; available: ddal, infonce, trip"):
+    with pytest.raises(CvglError, match="unknown loss 'arcface'; available: ddal, dice, infonce"):
         build_loss("arcface")
     with pytest.raises(CvglError, match="unknown option.*temperature.*valid"):
         build_loss("ddal", temperature=0.1)

@@ -31,7 +31,7 @@ def _count_calls(module: torch.nn.Module) -> list[int]:
 
 def test_drone_dataset_has_aerial_queries():
     data = build_dataset("synthetic-drone:8", "train", ground_size=(32, 128), satellite_size=(64, 64),
-                         val_size=4, test_size=4)
+                         val_size=4, test_size=4, offset=0.0)  # tiles centred on the frames (default: offset)
     assert data.query_view == "drone" and len(data) == 8
     item = data[0]
     assert item["ground"].shape == item["satellite"].shape == (3, 64, 64)
@@ -48,7 +48,7 @@ def test_drone_dataset_has_aerial_queries():
 
 def test_drone_augmentation_keeps_pairs_aligned():
     data = build_dataset("synthetic-drone:4", "train", ground_size=(32, 128), satellite_size=(64, 64),
-                         augment=True, val_size=4, test_size=4, nuisance=0.0)
+                         augment=True, val_size=4, test_size=4, nuisance=0.0, offset=0.0)
     data.augment.photometric = 0.0
     for i in range(4):
         item = data[i]

@@ -10,13 +10,19 @@ Every item is a dict::
 
 Specs: ``synthetic`` (default size), ``synthetic:N`` (N train pairs),
 ``synthetic-drone`` / ``synthetic-drone:N`` (north-up nadir drone frames against tiles,
-as the localisation loop sees them), ``cvusa:PATH``, ``cvact:PATH``.
+as the localisation loop sees them), ``cvusa:PATH``, ``cvact:PATH``,
+``university1652:PATH`` (drone queries: one class per item, see :mod:`university1652`),
+``vigor:PATH`` (same-area) and ``vigor-cross:PATH`` (cross-area), or a bare ``PATH`` whose
+layout is detected (:mod:`layout`).  University-1652 and VIGOR are evaluated with their
+retrieval protocols (:func:`cvgl_edge.data.protocol.build_protocols`); their datasets here
+are the paired view (training pairs; one pair per query for paired checks).
 
 Why drone pairs keep the ``ground`` key: batches, collation and embedding stay one code
 path; ``CrossViewDataset.query_view`` says which model view ("ground" or "drone", i.e.
 the aerial branch, see ``GeoSSM.canonical_view``) the query images are meant for.
 
-Splits: train, val, and test where the dataset has one (synthetic, CVACT).
+Splits: train, val, and test where the dataset has one (synthetic, CVACT; University-1652
+and VIGOR have train and test, and val is an alias of test).
 """
 
 from __future__ import annotations
@@ -33,13 +39,15 @@ from cvgl_edge.data.nuisance import photometric
 from cvgl_edge.data.cvact import load_cvact
 from cvgl_edge.data.cvusa import load_cvusa
 from cvgl_edge.data.images import check_size, read_image, resize
+from cvgl_edge.data.layout import resolve_spec
 from cvgl_edge.data.normalize import to_tensor
 from cvgl_edge.data.pairs import PairIndex
 from cvgl_edge.data.polar import default_polar_source_side, polar_transform
 from cvgl_edge.data.synthetic import SyntheticSpec, load_or_generate
 from cvgl_edge.errors import CvglError
 
-SCHEMES = ("synthetic", "synthetic:N", "synthetic-drone", "synthetic-drone:N", "cvusa:PATH", "cvact:PATH")
+SCHEMES = ("synthetic", "synthetic:N", "synthetic-drone", "synthetic-drone:N", "cvusa:PATH", "cvact:PATH",
+           "university1652:PATH", "vigor:PATH", "vigor-cross:PATH", "PATH")
 QUERY_VIEWS = ("ground", "drone")
 DEFAULT_SYNTHETIC_TRAIN = 2000
 DEFAULT_SYNTHETIC_EVAL = 200
@@ -141,8 +149,10 @@ class CrossViewDataset(Dataset):
         return self.source.ids
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw different augmentations each epoch (still reproducible)."""
+        """Draw different augmentations (and, for University-1652, drone photos) each epoch (still reproducible)."""
         self.epoch = int(epoch)
+        if hasattr(self.source, "set_epoch"):
+            self.source.set_epoch(self.epoch)
 
     def train(self, mode: bool = True) -> "CrossViewDataset":
         """Augmentation on (training) or off (evaluation)."""
@@ -215,11 +225,27 @@ class CrossViewDataset(Dataset):
 
 
 def _parse_spec(spec: str) -> tuple[str, str]:
-    scheme, _, arg = spec.partition(":")
+    scheme, _, arg = resolve_spec(spec).partition(":")
     scheme = scheme.strip().lower()
-    if scheme not in ("synthetic", "synthetic-drone", "cvusa", "cvact"):
+    if scheme not in ("synthetic", "synthetic-drone", "cvusa", "cvact", "university1652", "vigor", "vigor-cross"):
         raise CvglError(f"unknown dataset spec {spec!r} (valid: {', '.join(SCHEMES)})")
     return scheme, arg.strip()
+
+
+def _file_source(scheme: str, root: Path, split: str, seed: int, skip_missing: bool) -> PairSource:
+    """The paired source of a dataset on disk."""
+    if scheme == "university1652":
+        from cvgl_edge.data import university1652 as u1652
+
+        if u1652.split_name(split) == "train":
+            return u1652.ClassDronePairSource(u1652.load_train(root), seed=seed)
+        return FilePairSource(u1652.paired_test_index(root, split))
+    if scheme in ("vigor", "vigor-cross"):
+        from cvgl_edge.data.vigor import load_vigor, paired_index
+
+        return FilePairSource(paired_index(load_vigor(root, split, cross_area=scheme == "vigor-cross")))
+    loader = load_cvusa if scheme == "cvusa" else load_cvact
+    return FilePairSource(loader(root, split, skip_missing=skip_missing))
 
 
 def _synthetic_source(arg: str, split: str, ground_size: tuple[int, int], satellite_size: tuple[int, int],
@@ -247,6 +273,11 @@ def _synthetic_source(arg: str, split: str, ground_size: tuple[int, int], satell
     cache_dir = kw.pop("cache_dir", None)
     seed = int(kw.pop("data_seed", seed))
     side = polar_side if polar else satellite_size[0]
+    if scheme == "synthetic-drone":  # mission-like frames vs offset map tiles (cvgl_edge.data.drone_pairs)
+        from cvgl_edge.data.drone_pairs import drone_spec, load_or_generate_drone
+
+        pairs = load_or_generate_drone(drone_spec(seed, side, **kw), split, sizes[split], cache_dir)
+        return ArrayPairSource(f"synthetic-drone/{split}", pairs.nadir, pairs.satellite, pairs.lat, pairs.lon)
     fields = set(SyntheticSpec.__dataclass_fields__)
     unknown = set(kw) - fields
     if unknown:
@@ -265,7 +296,10 @@ def build_dataset(spec: str, split: str, ground_size: tuple[int, int] = (128, 51
     """Dataset for ``spec`` (one of :data:`SCHEMES`) and ``split``.
 
     ``synthetic-drone[:N]`` pairs north-up nadir drone frames with tiles; its dataset has
-    ``query_view == "drone"`` (the query goes through the model's aerial branch).
+    ``query_view == "drone"`` (the query goes through the model's aerial branch), as does
+    ``university1652:PATH`` (train: one item per class, its drone photo drawn per epoch;
+    val/test: one drone photo per query class with its tile).  ``vigor:PATH`` /
+    ``vigor-cross:PATH``: panoramas with their positive tile and GPS from the file names.
 
     ``polar=True`` polar-transforms the satellite image to ``satellite_size``
     (use the ground size for SAFA-style inputs).  ``augment=True`` enables paired
@@ -284,7 +318,7 @@ def build_dataset(spec: str, split: str, ground_size: tuple[int, int] = (128, 51
     skip_missing = bool(kw.pop("skip_missing", False))
     polar_side = int(kw.pop("polar_source_side", 0) or default_polar_source_side(satellite_size))
     source: PairSource
-    query_view = "drone" if scheme == "synthetic-drone" else "ground"
+    query_view = "drone" if scheme in ("synthetic-drone", "university1652") else "ground"
     if scheme.startswith("synthetic"):
         if not polar and satellite_size[0] != satellite_size[1]:
             raise CvglError(f"satellite_size must be square without polar=True, got {satellite_size}")
@@ -294,8 +328,7 @@ def build_dataset(spec: str, split: str, ground_size: tuple[int, int] = (128, 51
             raise CvglError(f"unknown option(s) for {scheme}: {', '.join(sorted(kw))}")
         if not arg:
             raise CvglError(f"dataset spec {spec!r} needs a path: {scheme}:PATH")
-        loader = load_cvusa if scheme == "cvusa" else load_cvact
-        source = FilePairSource(loader(Path(arg).expanduser(), split, skip_missing=skip_missing))
+        source = _file_source(scheme, Path(arg).expanduser(), split, seed, skip_missing)
     aug = PairAugment(satellite_is_polar=polar) if augment else None
     return CrossViewDataset(source, ground_size, satellite_size, polar=polar, augment=aug, seed=seed,
                             strict_size=strict, polar_source_side=polar_side, query_view=query_view)

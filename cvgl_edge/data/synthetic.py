@@ -17,9 +17,10 @@ bytes whatever the order or batching of generation.  Sample ``i`` of a split:
   gamma jitter, camera height, sky and clouds, lighting/colour change, noise and
   occluders;
 * ``drone_view``: oblique photo through a random heading/tilt/altitude homography;
-* ``nadir_view``: near-nadir drone frame of the tile footprint, already turned north-up,
-  as the localisation loop's pre-processing hands frames to the encoder (small
-  residual yaw, tilt and altitude errors, the drone's own photometric change).
+
+Drone frames as the localisation loop encodes them (north-up crops of mission-like
+frames against offset map tiles) come from :mod:`cvgl_edge.data.drone_pairs`, which shares
+this module's caches (:func:`cached_pairs`).
 
 Cost (measured on 2 shared CPU cores, load ~2.5): one 1280x1280 map chunk
 ~0.15-0.25 s for 81 samples; per sample ~3 ms (64x256 panorama + 128 tile) or
@@ -35,6 +36,7 @@ import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -108,7 +110,7 @@ class SyntheticPairs:
     lon: np.ndarray
     spec: SyntheticSpec = field(default_factory=SyntheticSpec)
     split: str = "train"
-    nadir: np.ndarray | None = None  # north-up nadir drone frames (N, S, S, 3), view "nadir"
+    nadir: np.ndarray | None = None  # north-up drone frames (N, S, S, 3) of cvgl_edge.data.drone_pairs
 
     def __len__(self) -> int:
         return len(self.lat)
@@ -255,30 +257,6 @@ class SyntheticCrossView:
         img = photometric(img, rng, 0.7 * self.spec.nuisance)
         return sensor_noise(img, rng, 2.5 * self.spec.nuisance)
 
-    def nadir_view(self, index: int, split: str = "train", side: int | None = None) -> np.ndarray:
-        """North-up near-nadir drone frame (side x side x 3 uint8) over the footprint of tile ``index``.
-
-        Why a second drone view: the localisation loop crops each frame to the tile
-        footprint and turns it north-up before encoding it with the aerial branch, so a
-        checkpoint for the loop should learn from such frames, not from oblique photos.
-        What is left is what the loop cannot undo: a few degrees of yaw and tilt error,
-        altitude (scale) error, a small position offset, and another camera's colours/noise.
-        """
-        loc = self.location(index, split)
-        side = int(side or self.spec.satellite_size)
-        rng = self._rng(split, index, 4)
-        s = self.spec.nuisance
-        fov = math.radians(55.0)
-        # altitude at which the frame spans the tile footprint, with a few percent scale error
-        altitude = 0.5 * self.spec.footprint_px / math.tan(fov / 2) * (1.0 + s * rng.uniform(-0.06, 0.06))
-        heading = math.radians(s * rng.uniform(-4.0, 4.0))
-        tilt = math.radians(1e-3 + s * rng.uniform(0.0, 4.0))
-        shift = s * rng.uniform(-0.05, 0.05, 2) * self.spec.footprint_px
-        img = render_drone(self.world(loc.chunk, split), loc.row + shift[0], loc.col + shift[1], (side, side),
-                           altitude, tilt, heading, fov=fov)
-        img = photometric(img, rng, 0.6 * s)
-        return sensor_noise(img, rng, 2.5 * s)
-
     # --- batches ----------------------------------------------------------------------------------
     def generate(self, split: str, n: int, views: tuple[str, ...] = ("ground", "satellite"),
                  satellite_side: int | None = None,
@@ -291,14 +269,13 @@ class SyntheticCrossView:
         ``advance(1)`` is called after each sample (progress bars).
         """
         for v in views:
-            if v not in ("ground", "satellite", "drone", "nadir"):
-                raise CvglError(f"unknown synthetic view {v!r} (valid: ground, satellite, drone, nadir)")
+            if v not in ("ground", "satellite", "drone"):
+                raise CvglError(f"unknown synthetic view {v!r} (valid: ground, satellite, drone)")
         sp = self.spec
         side = int(satellite_side or sp.satellite_size)
         ground = np.empty((n, *sp.ground_size, 3), np.uint8) if "ground" in views else None
         sat = np.empty((n, side, side, 3), np.uint8) if "satellite" in views else None
         drone = np.empty((n, *sp.drone_size, 3), np.uint8) if "drone" in views else None
-        nadir = np.empty((n, side, side, 3), np.uint8) if "nadir" in views else None
         lat = np.empty(n, np.float64)
         lon = np.empty(n, np.float64)
         for i in range(n):
@@ -310,11 +287,9 @@ class SyntheticCrossView:
                 sat[i] = self.satellite(i, split, side)
             if drone is not None:
                 drone[i] = self.drone_view(i, split)
-            if nadir is not None:
-                nadir[i] = self.nadir_view(i, split, side)
             if advance is not None:
                 advance(1)
-        return SyntheticPairs(ground, sat, drone, lat, lon, sp, split, nadir)
+        return SyntheticPairs(ground, sat, drone, lat, lon, sp, split)
 
 
 # --- caching ---------------------------------------------------------------------------------------
@@ -330,7 +305,19 @@ def load_or_generate(spec: SyntheticSpec, split: str, n: int, views: tuple[str, 
     The disk cache (``cache_dir``, or env ``CVGL_EDGE_CACHE``) stores one ``.npz`` per
     (spec, generator version, split, n, views, side); a corrupt file is regenerated.
     """
-    key = (spec, split, int(n), tuple(views), satellite_side)
+    return cached_pairs(spec, split, n, (tuple(views), satellite_side), "synthetic",
+                        lambda advance: SyntheticCrossView(spec).generate(split, n, views, satellite_side, advance),
+                        f"generating {n} synthetic {split} pairs", cache_dir)
+
+
+def cached_pairs(spec: Any, split: str, n: int, extra: tuple, prefix: str,
+                 generate: Callable[[Callable[[int], None]], SyntheticPairs], description: str,
+                 cache_dir: str | os.PathLike | None = None) -> SyntheticPairs:
+    """Generated pairs through the memory cache and the optional disk cache (one implementation
+    for every generator). ``spec`` is hashable and has ``key()`` (it names the file with the
+    generator version); ``extra`` holds whatever else changes the arrays; ``generate(advance)``
+    makes them with a progress callback."""
+    key = (spec, split, int(n), *extra)
     if key in _MEMORY:
         _MEMORY.move_to_end(key)
         return _MEMORY[key]
@@ -338,11 +325,11 @@ def load_or_generate(spec: SyntheticSpec, split: str, n: int, views: tuple[str, 
     path = None
     if cache_dir:
         tag = hashlib.sha1(repr(key[1:]).encode()).hexdigest()[:10]
-        path = Path(cache_dir) / f"synthetic-{spec.key()}-{tag}.npz"
+        path = Path(cache_dir) / f"{prefix}-{spec.key()}-{tag}.npz"
     pairs = _read_cache(path, spec, split) if path is not None else None
     if pairs is None:
-        with progress_bar(f"generating {n} synthetic {split} pairs", total=n) as advance:
-            pairs = SyntheticCrossView(spec).generate(split, n, views, satellite_side, advance)
+        with progress_bar(description, total=n) as advance:
+            pairs = generate(advance)
         if path is not None:
             _write_cache(path, pairs)
     _MEMORY[key] = pairs

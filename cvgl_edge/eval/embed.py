@@ -1,4 +1,5 @@
-"""Embed every pair of a dataset with both branches of a dual encoder (PyTorch, or any runtime Encoder)."""
+"""Embed every pair of a dataset with both branches of a dual encoder (PyTorch, or any runtime Encoder),
+or one view's image list (the query or gallery side of a retrieval protocol)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,60 @@ def embed_with_encoders(
             advance(len(batch["ground"]))
     ground, satellite = (_stack(out[view], encoders[view].info.descriptor_dim) for view in VIEWS)
     return ground, satellite
+
+
+#: the encoder branch that serves each image view (drone photos are aerial images)
+BRANCH_OF_VIEW = {"ground": "ground", "satellite": "satellite", "drone": "satellite"}
+
+
+@torch.no_grad()
+def embed_images(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    view: str,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    num_workers: int = 0,
+    show_progress: bool = True,
+    description: str = "embedding",
+) -> torch.Tensor:
+    """Descriptors of every ``{"image": ...}`` item (e.g. an ``ImageListDataset``) as ``view``, on the CPU.
+
+    ``view`` is a model view: "ground", "satellite" or "drone" (the model maps drone to its aerial branch).
+    """
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    parts = []
+    with progress_bar(description, total=len(dataset), enabled=show_progress) as advance:
+        for batch in loader:
+            images = batch["image"].to(device, non_blocking=True)
+            parts.append(model.encode(images, view).float().cpu())
+            advance(images.shape[0])
+    model.train(was_training)
+    if not parts:
+        return torch.zeros((0, int(getattr(model, "descriptor_dim", 0))), dtype=torch.float32)
+    return torch.cat(parts)
+
+
+def embed_images_with_encoders(
+    encoders: dict[str, "Encoder"],
+    dataset: Dataset,
+    view: str,
+    batch_size: int = 32,
+    show_progress: bool = True,
+    num_workers: int = 0,
+    description: str = "embedding",
+) -> torch.Tensor:
+    """``embed_images`` with runtime Encoders keyed "ground" / "satellite"; drone images use "satellite"."""
+    encoder = encoders[BRANCH_OF_VIEW[view]]
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    parts: list[np.ndarray] = []
+    with progress_bar(description, total=len(dataset), enabled=show_progress) as advance:
+        for batch in loader:
+            parts.append(encoder.encode_batches(batch["image"].numpy(), batch_size))
+            advance(len(batch["image"]))
+    return _stack(parts, encoder.info.descriptor_dim)
 
 
 def embed_view(encoder: "Encoder", dataset: Dataset, view: str, batch_size: int = 32) -> torch.Tensor:

@@ -1,5 +1,10 @@
 """Evaluate a checkpoint (PyTorch) or exported branches (ONNX Runtime, TensorRT) on a dataset
-split: descriptors, metrics, summary record."""
+split: descriptors, metrics, summary record.
+
+Paired datasets (synthetic, CVUSA, CVACT) are scored pair to pair in both directions;
+University-1652 and VIGOR with their official retrieval protocols (``data.protocol``), whose
+first direction is the headline (drone->satellite, ground->satellite).  ``variant="sample4geo"``
+scores University-1652 with distractor gallery classes dropped, labelled as such."""
 
 from __future__ import annotations
 
@@ -11,9 +16,11 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from cvgl_edge.data import build_dataset
+from cvgl_edge.data.protocol import RetrievalProtocol, build_protocols, protocol_summary
 from cvgl_edge.errors import CvglError
 from cvgl_edge.eval.embed import embed_pairs, embed_with_encoders
 from cvgl_edge.eval.metrics import cross_view_metrics
+from cvgl_edge.eval.protocol_eval import encoder_embedder, model_embedder, protocol_metrics, protocol_sizes
 from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 from cvgl_edge.train.query_view import dataset_query_view, for_dataset
 
@@ -21,13 +28,30 @@ HEADLINE_DIRECTION = "ground->satellite"
 VIEWS = ("ground", "satellite")
 
 
+def headline_direction(metrics: dict[str, dict[str, float]]) -> str:
+    """The direction whose metrics lead a record: ground->satellite for paired data, else the
+    first (protocol) direction, e.g. drone->satellite for University-1652."""
+    if HEADLINE_DIRECTION in metrics:
+        return HEADLINE_DIRECTION
+    return next(iter(metrics))
+
+
 def metrics_record(metrics: dict[str, dict[str, float]], **context: Any) -> dict[str, Any]:
-    """JSON record: the ground->satellite recalls at the top level (R@1, R@5, R@10, R@1%),
-    both directions under ``directions``, plus whatever context the caller adds."""
-    record: dict[str, Any] = dict(metrics[HEADLINE_DIRECTION])
+    """JSON record: the headline direction's metrics at the top level (R@1, R@5, R@10, R@1%, mAP...),
+    its name under ``headline``, every direction under ``directions``, plus the caller's context."""
+    headline = headline_direction(metrics)
+    record: dict[str, Any] = dict(metrics[headline])
+    record["headline"] = headline
     record["directions"] = metrics
     record.update(context)
     return record
+
+
+def data_protocols(sizes: dict[str, tuple[int, int]], data: str, split: str, polar: bool,
+                   variant: str = "official") -> list[RetrievalProtocol]:
+    """The retrieval protocols of ``data`` at ``sizes`` ({view: (H, W)}); empty for paired data."""
+    return build_protocols(data, split, ground_size=tuple(sizes["ground"]),
+                           satellite_size=tuple(sizes["satellite"]), polar=polar, variant=variant)
 
 
 def trained_data_options(
@@ -70,14 +94,25 @@ def evaluate_checkpoint(
     polar: bool | None = None,
     workers: int = 0,
     show_progress: bool = True,
+    variant: str = "official",
 ) -> dict[str, Any]:
     """Load a checkpoint, embed the split with both branches, and return a metrics record.
 
-    ``data`` and ``polar`` default to what the checkpoint was trained with.
+    ``data`` and ``polar`` default to what the checkpoint was trained with.  Data with a
+    retrieval protocol (University-1652, VIGOR) is scored with it (``variant``: official or
+    sample4geo) and the record names it under ``protocol``.
     """
     payload = read_checkpoint(checkpoint)
     data, polar = trained_data_options(payload, data, polar)
     model = model_from_payload(payload, str(checkpoint)).to(device)
+    protocols = data_protocols(model.input_sizes, data, split, polar, variant)
+    if protocols:
+        start = time.perf_counter()
+        metrics = protocol_metrics(protocols, model_embedder(model, batch_size, device, workers, show_progress))
+        return metrics_record(metrics, checkpoint=str(checkpoint), backend="torch", data=data, split=split,
+                              polar=polar, protocol=protocol_summary(protocols), **protocol_sizes(protocols),
+                              descriptor_dim=int(model.descriptor_dim),
+                              embed_seconds=round(time.perf_counter() - start, 3))
     dataset = model_dataset(model, data, split, polar)
     start = time.perf_counter()
     ground, satellite = embed_pairs(
@@ -110,6 +145,7 @@ def evaluate_source(
     workers: int = 0,
     show_progress: bool = True,
     precision: str | None = None,
+    variant: str = "official",
 ) -> dict[str, Any]:
     """``cvgl-edge eval SOURCE --backend``: a checkpoint (torch) or an export folder / file.
 
@@ -126,21 +162,27 @@ def evaluate_source(
         if precision in (None, "fp32"):
             return evaluate_checkpoint(source, data, split=split, batch_size=batch_size,
                                        device=resolve_device(device), polar=polar, workers=workers,
-                                       show_progress=show_progress)
+                                       show_progress=show_progress, variant=variant)
         return _evaluate_torch_autocast(source, precision, data, split, batch_size, device, polar, workers,
-                                        show_progress)
+                                        show_progress, variant)
     return evaluate_artifacts(source, backend, data, split, batch_size, device, polar, workers,
-                              show_progress, precision)
+                              show_progress, precision, variant)
 
 
 def _evaluate_torch_autocast(source: str | Path, precision: str, data: str | None, split: str, batch_size: int,
-                             device: str, polar: bool | None, workers: int, show_progress: bool) -> dict[str, Any]:
+                             device: str, polar: bool | None, workers: int, show_progress: bool,
+                             variant: str = "official") -> dict[str, Any]:
     """torch fp16/bf16 (autocast on CUDA; TorchEncoder refuses it on the CPU with one line)."""
     from cvgl_edge.runtime import model_encoder
 
     payload = read_checkpoint(source)
     data, polar = trained_data_options(payload, data, polar)
     model = model_from_payload(payload, str(source))
+    protocols = data_protocols(model.input_sizes, data, split, polar, variant)
+    if protocols:
+        encoders = {view: model_encoder(model, view, device=device, precision=precision) for view in VIEWS}
+        return _protocol_record(encoders, protocols, batch_size, workers, show_progress,
+                                checkpoint=str(source), data=data, split=split, polar=polar)
     dataset = model_dataset(model, data, split, polar)
     query_view = dataset_query_view(dataset)
     encoders = {view: model_encoder(model, query_view if view == "ground" else view, device=device,
@@ -152,9 +194,12 @@ def _evaluate_torch_autocast(source: str | Path, precision: str, data: str | Non
 def evaluate_artifacts(
     source: str | Path, backend: str, data: str | None = None, split: str = "val", batch_size: int = 64,
     device: str = "auto", polar: bool | None = None, workers: int = 0, show_progress: bool = True,
-    precision: str | None = None,
+    precision: str | None = None, variant: str = "official",
 ) -> dict[str, Any]:
-    """Both exported branches of one model (folder or one file of it) run by ``backend``."""
+    """Both exported branches of one model (folder or one file of it) run by ``backend``.
+
+    Drone queries (University-1652, synthetic-drone) are encoded by the satellite artifact:
+    the drone view is the model's aerial branch."""
     from cvgl_edge.runtime import open_encoder
     from cvgl_edge.runtime.artifacts import branch_files
 
@@ -169,15 +214,19 @@ def evaluate_artifacts(
         if polar is None:
             height, width = sizes["satellite"]
             polar = height != width
-        dataset = sized_dataset(sizes, data, split, polar)
-        if dataset_query_view(dataset) != "ground":
-            raise CvglError(f"{data} has drone queries, which the exported satellite branch encodes; "
-                            "evaluate them with the checkpoint (cvgl-edge eval CHECKPOINT.pt)")
         info = encoders["ground"].info
-        return _encoders_record(encoders, dataset, batch_size, workers, show_progress,
-                                source=str(source), files={v: str(p) for v, p in files.items()},
-                                model_name=info.model_name, model_sha256=info.model_sha256,
-                                precision=info.precision, data=data, split=split, polar=polar)
+        context = dict(source=str(source), files={v: str(p) for v, p in files.items()},
+                       model_name=info.model_name, model_sha256=info.model_sha256,
+                       precision=info.precision, data=data, split=split, polar=polar)
+        protocols = data_protocols(sizes, data, split, polar, variant)
+        if protocols:
+            return _protocol_record(encoders, protocols, batch_size, workers, show_progress, **context)
+        dataset = sized_dataset(sizes, data, split, polar)
+        query_view = dataset_query_view(dataset)
+        pair_encoders = {"ground": encoders["satellite"] if query_view == "drone" else encoders["ground"],
+                         "satellite": encoders["satellite"]}
+        extra = {"query_view": query_view} if query_view != "ground" else {}
+        return _encoders_record(pair_encoders, dataset, batch_size, workers, show_progress, **context, **extra)
     finally:
         for encoder in encoders.values():
             encoder.close()
@@ -192,6 +241,18 @@ def check_same_export(encoders: dict[str, Any]) -> None:
                         f"{s.model_name} {str(s.model_sha256)[:12]}); export both branches from one checkpoint")
     if g.descriptor_dim != s.descriptor_dim:
         raise CvglError(f"the branches give {g.descriptor_dim}-d and {s.descriptor_dim}-d descriptors")
+
+
+def _protocol_record(encoders: dict[str, Any], protocols: list[RetrievalProtocol], batch_size: int, workers: int,
+                     show_progress: bool, **context: Any) -> dict[str, Any]:
+    """Metrics record of retrieval protocols scored with runtime Encoders ("ground" / "satellite")."""
+    info = encoders["ground"].info
+    start = time.perf_counter()
+    metrics = protocol_metrics(protocols, encoder_embedder(encoders, batch_size, workers, show_progress))
+    record = metrics_record(metrics, backend=info.backend, runtime=info.runtime, device=info.device, **context)
+    record.update(protocol=protocol_summary(protocols), **protocol_sizes(protocols),
+                  descriptor_dim=int(info.descriptor_dim), embed_seconds=round(time.perf_counter() - start, 3))
+    return record
 
 
 def _encoders_record(encoders: dict[str, Any], dataset: Dataset, batch_size: int, workers: int, show_progress: bool,

@@ -22,6 +22,15 @@ each fp32 island and nothing else:
 
 The model has no softmax; the only reductions are the norms and the pooling, all fp32.
 
+Other models (VimGeo is a GeoSSM and needs nothing more): a module may name parameters to
+keep in fp32 with a ``fp32_parameters`` attribute (a tuple of its own parameter names, or
+"all"), and does its fp32 work in its own code, as RMSNorm does. LRFR uses it for the
+ConvNeXt LayerNorms (``LayerNormFP32``: statistics and affine in fp32) and for SALAD (the
+dustbin score; the score matrix is cast to fp32 before the log-domain Sinkhorn, whose
+log-sum-exp over hundreds of positions and exp would lose too much in fp16, and the
+aggregation and both L2 normalisations stay fp32). ``fp32_islands(model)`` lists what
+applies to a model for the report and the metadata.
+
 Graph inputs/outputs stay float32 (``images`` -> Cast fp16 -> patch conv; the descriptor
 is fp32 already), so a user feeds an FP16 file exactly like the FP32 one.
 
@@ -73,12 +82,31 @@ FP32_ISLANDS = (
     "A = -exp(A_log)",
     "final norm, readout pooling and L2 normalisation",
 )
+#: The same for models without a Mamba trunk (LRFR: ConvNeXt + GSRA + SALAD).
+FP32_ISLANDS_CNN = (
+    "LayerNorm (statistics and affine)",
+    "SALAD score matrix, dustbin and log-domain Sinkhorn (log-sum-exp, exp)",
+    "SALAD aggregation, per-cluster and final L2 normalisation",
+)
+
+
+def fp32_islands(model: nn.Module) -> tuple[str, ...]:
+    """Where the FP16 graph of ``model`` computes in fp32 (for reports and metadata)."""
+    if any(isinstance(m, BiMambaMixer) for m in model.modules()):
+        return FP32_ISLANDS
+    return FP32_ISLANDS_CNN
 
 
 def _fp32_parameter_ids(model: nn.Module) -> set[int]:
     kept = {id(p) for m in model.modules() if isinstance(m, RMSNorm) for p in m.parameters()}
     for mixer in (m for m in model.modules() if isinstance(m, BiMambaMixer)):
         kept.update(id(mixer.get_parameter(name)) for name in FP32_PARAMETERS)
+    for module in model.modules():
+        names = getattr(module, "fp32_parameters", None)
+        if names == "all":
+            kept.update(id(p) for p in module.parameters())
+        elif names:
+            kept.update(id(module.get_parameter(name)) for name in names)
     return kept
 
 

@@ -28,14 +28,19 @@ def qdq_structure(model: onnx.ModelProto) -> dict[str, Any]:
         for name in node.input:
             consumers[name].append(node)
     dq_outputs = {n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
-    quantized_ops = [n for n in nodes if n.op_type in QUANTIZED_OP_TYPES]
-    weights_dq = sum(
-        1 for n in quantized_ops if len(n.input) > 1 and n.input[1] in dq_outputs
-    )
+    constants = initializers | {o for n in nodes if n.op_type == "Constant" for o in n.output}
+    # weight-bearing ops (second input a constant, or its dequantized form); a product of two
+    # activations (LRFR's relation matrix and SALAD aggregation) must stay float
+    weighted = [n for n in nodes if n.op_type in QUANTIZED_OP_TYPES and len(n.input) > 1
+                and (n.input[1] in dq_outputs or n.input[1] in constants)]
+    weighted_ids = {id(n) for n in weighted}
+    float_products = [n for n in nodes if n.op_type in QUANTIZED_OP_TYPES and id(n) not in weighted_ids]
+    quantized_ops = weighted
+    weights_dq = sum(1 for n in quantized_ops if n.input[1] in dq_outputs)
     activations_dq = sum(1 for n in quantized_ops if n.input[0] in dq_outputs)
     leaks = sorted({
         f"{c.op_type}:{c.name}" for out in dq_outputs for c in consumers[out]
-        if c.op_type not in QUANTIZED_OP_TYPES and c.op_type not in _SHAPE_ONLY
+        if (c.op_type not in QUANTIZED_OP_TYPES or id(c) not in weighted_ids) and c.op_type not in _SHAPE_ONLY
     })
     scan_inputs_dq = sum(
         1 for n in nodes if contract.is_scan_node(n) for name in n.input if name in dq_outputs
@@ -51,6 +56,7 @@ def qdq_structure(model: onnx.ModelProto) -> dict[str, Any]:
         "quantized_ops": len(quantized_ops),
         "quantized_weights": weights_dq,
         "quantized_activations": activations_dq,
+        "float_activation_products": len(float_products),
         "scan_inputs_dequantized": scan_inputs_dq,
         "float_ops_reading_dq": leaks,
         "nonzero_zero_points": zero_points_nonzero,

@@ -26,8 +26,8 @@ import cvgl_edge
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export.calibration import Recipe, calibration_images
 from cvgl_edge.export.int8_checks import qdq_problems, qdq_structure
-from cvgl_edge.export.int8_quantize import QUANTIZED_OP_TYPES, quantize_int8
-from cvgl_edge.export.onnx_export import export_branch
+from cvgl_edge.export.int8_quantize import QUANTIZED_OP_TYPES, isolate_quantized_inputs, quantize_int8
+from cvgl_edge.export.onnx_export import expected_scan_nodes, export_branch
 from cvgl_edge.export.onnx_format import IR_VERSION
 from cvgl_edge.export.onnx_validate import checker_error, compare_with_torch, scan_structure
 from cvgl_edge.export.sample_images import sample_images
@@ -77,6 +77,7 @@ def export_int8_one(model: nn.Module, view: str, request: Any, recipe: Recipe, d
     start = time.perf_counter()
     with console.status(f"[bold]{name}[/bold]: tracing and lowering to ONNX"):
         fp32_model = export_branch(model, view, request.opset, digest)
+        report["int8_input_copies"] = isolate_quantized_inputs(fp32_model)
     with tempfile.TemporaryDirectory(prefix="cvgl-int8-") as tmp:
         fp32_path, int8_tmp = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(fp32_model, str(fp32_path))
@@ -94,7 +95,7 @@ def export_int8_one(model: nn.Module, view: str, request: Any, recipe: Recipe, d
         int8_model = _stamp(int8_tmp, recipe, cache.model_sha256)
     report["export_seconds"] = round(time.perf_counter() - start, 2)
     report.update(scan_structure(int8_model))
-    report["expected_scan_nodes"] = 2 * model.config.depth
+    report["expected_scan_nodes"] = expected_scan_nodes(model, view)
     report["qdq"] = qdq_structure(int8_model)
     images = sample_images(view, model.config.input_size(view), request.check_images)
 
@@ -127,7 +128,7 @@ class _Rejected(Exception):
 
 def _problems(report: dict[str, Any]) -> list[str]:
     problems = [] if report["checker"] == "ok" else [f"onnx checker: {report['checker']}"]
-    if report["scan_nodes"] != report["expected_scan_nodes"] or not report["function"]:
+    if report["scan_nodes"] != report["expected_scan_nodes"] or report["function"] != bool(report["scan_nodes"]):
         problems.append(f"{report['scan_nodes']} SelectiveScan nodes (expected {report['expected_scan_nodes']})")
     problems += qdq_problems(report["qdq"])
     if not math.isfinite(report["parity"]["cosine_min"]):

@@ -1,7 +1,9 @@
 """FP32 ONNX -> explicitly quantized (QDQ) INT8 ONNX with onnxruntime's ``quantize_static``.
 
 What is quantized: only the weight-bearing ops (``QUANTIZED_OP_TYPES``: MatMul, Gemm,
-Conv): weights per output channel, activations per tensor, both symmetric int8 (zero
+Conv whose second input is a constant weight; a MatMul of two activations, such as LRFR's
+GSRA relation matrix or SALAD's assignment-times-features product, stays float, see
+``activation_matmuls``): weights per output channel, activations per tensor, both symmetric int8 (zero
 point 0), biases left in float. That is the QDQ form TensorRT's explicit-precision path
 consumes, and the one TensorRT 11 (strongly typed only) requires. Everything else --
 the ``cvgl.SelectiveScan`` nodes (an exp/cumulative recurrence that int8 ranges would
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export.onnx_metadata import INPUT_NAME
@@ -64,6 +67,61 @@ class _BatchReader:
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)
         return None if batch is None else {INPUT_NAME: batch}
+
+
+def activation_matmuls(model: Any) -> list[str]:
+    """Names of the QUANTIZED_OP_TYPES nodes of an FP32 ONNX model whose second input is not an
+    initializer (a product of two activations): left in float, like the norms and the scan,
+    since int8 ranges on a Sinkhorn assignment or a relation matrix cost accuracy for little
+    speed. GeoSSM has none."""
+    constants = {i.name for i in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    found = []
+    for node in model.graph.node:
+        if node.op_type in QUANTIZED_OP_TYPES and len(node.input) > 1 and node.input[1] not in constants:
+            if not node.name:
+                raise CvglError(f"INT8: an unnamed {node.op_type} node reads two activations; cannot keep it float")
+            found.append(node.name)
+    return found
+
+
+def isolate_quantized_inputs(model: Any) -> int:
+    """Give every weight-bearing op its own copy (an Identity) of an activation it shares with a
+    float op other than Shape; returns the number of Identities inserted (in place).
+
+    Why: quantize_static puts the QDQ pair on the tensor, so a float consumer of the same tensor
+    would read the fake-quantized value. In ConvNeXt the block input feeds both the depthwise
+    conv and the residual Add; without the copy the residual stream itself would be int8.
+    GeoSSM has no such tensor (its norms sit between the residual and every MatMul).
+    """
+    constants = {i.name for i in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def weighted(node: Any) -> bool:
+        return node.op_type in QUANTIZED_OP_TYPES and len(node.input) > 1 and node.input[1] in constants
+
+    inserted = 0
+    nodes = list(model.graph.node)
+    for tensor, readers in consumers.items():
+        quantized = [n for n in readers if weighted(n) and n.input[0] == tensor]
+        floats = [n for n in readers if n not in quantized and n.op_type != "Shape"]
+        if not quantized or not floats:
+            continue
+        copy = f"{tensor}__int8_input"
+        identity = onnx.helper.make_node("Identity", [tensor], [copy], name=f"{tensor}__int8_copy")
+        position = min(nodes.index(n) for n in quantized)
+        nodes.insert(position, identity)
+        for node in quantized:
+            node.input[0] = copy
+        inserted += 1
+    if inserted:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    return inserted
 
 
 def _method(name: str):
@@ -147,6 +205,7 @@ def quantize_int8(
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
+    excluded = activation_matmuls(onnx.load(str(fp32_path), load_external_data=False))
     model_sha256 = file_sha256(fp32_path)
     cache = read_cache(cache_path, model_sha256, recipe_sha256)
     reused = cache is not None and cache.method == method
@@ -168,7 +227,7 @@ def quantize_int8(
                 quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
                 per_channel=True, reduce_range=False, activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8, calibrate_method=_method(method),
-                calibration_cache_path=str(ort_cache),
+                calibration_cache_path=str(ort_cache), nodes_to_exclude=excluded,
                 extra_options=_EXTRA_OPTIONS,
             )
         except Exception as exc:  # noqa: BLE001 - one line for the user

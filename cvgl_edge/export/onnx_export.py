@@ -1,4 +1,8 @@
-"""Export one GeoSSM branch (ground or satellite encoder) to an FP32 or FP16 ONNX file.
+"""Export one model branch (ground or satellite encoder) to an FP32 or FP16 ONNX file.
+
+Models: GeoSSM / VimGeo (Vision Mamba: one SelectiveScan node per scan, two per Mamba
+mixer) and LRFR (ConvNeXt + GSRA + SALAD: standard ops only, so no scan node, no local
+function and no plugin). ``expected_scan_nodes`` tells which from the model itself.
 
 How: ``torch.onnx.export(dynamo=True)`` traces ``model.encode(images, view)`` with
 torch.export (dynamic batch, fixed image size); the custom translation table lowers
@@ -30,7 +34,7 @@ import cvgl_edge
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export import scan_contract as contract
 from cvgl_edge.export.onnx_format import DEFAULT_OPSET, check_opset, stamp_versions
-from cvgl_edge.export.fp16_model import FP32_ISLANDS, half_model
+from cvgl_edge.export.fp16_model import fp32_islands, half_model
 from cvgl_edge.export.onnx_metadata import (
     INPUT_NAME, OUTPUT_NAME, export_metadata, state_dict_sha256, write_metadata,
 )
@@ -120,6 +124,15 @@ def _strip_debug_metadata(graph: onnx.GraphProto) -> None:
     keep_only(graph.metadata_props)
 
 
+def expected_scan_nodes(model: nn.Module, view: str) -> int:
+    """SelectiveScan nodes a branch export must hold: two per bidirectional Mamba mixer of the
+    branch that encodes ``view`` (2 * depth for GeoSSM and VimGeo, 0 for LRFR)."""
+    from cvgl_edge.models.mixer import BiMambaMixer
+
+    branch = model.branch(view) if hasattr(model, "branch") else model
+    return 2 * sum(isinstance(m, BiMambaMixer) for m in branch.modules())
+
+
 def count_scan_nodes(model: onnx.ModelProto) -> int:
     """Number of cvgl.SelectiveScan nodes in the main graph."""
     return sum(contract.is_scan_node(n) for n in model.graph.node)
@@ -157,10 +170,11 @@ def export_branch(
     model_sha256 = model_sha256 or state_dict_sha256(model)
     traced, dtype = (half_model(model), torch.float16) if precision == "fp16" else (model, torch.float32)
     onnx_model = _trace(traced, view, opset, dtype)
-    scans = count_scan_nodes(onnx_model)
-    if scans == 0:
+    scans, expected = count_scan_nodes(onnx_model), expected_scan_nodes(model, view)
+    if expected and scans == 0:
         raise CvglError("the exported graph holds no SelectiveScan node: the scan was not lowered")
-    _attach_scan_function(onnx_model, opset)
+    if scans:
+        _attach_scan_function(onnx_model, opset)
     _strip_debug_metadata(onnx_model.graph)
     stamp_versions(onnx_model, cvgl_edge.__version__)
     onnx_model.graph.name = f"{model.model_name}-{view}"
@@ -172,7 +186,7 @@ def export_branch(
     metadata = export_metadata(model, view, opset, scans, model_sha256)
     metadata["precision"] = precision
     if precision == "fp16":
-        metadata["fp32_islands"] = "; ".join(FP32_ISLANDS)
+        metadata["fp32_islands"] = "; ".join(fp32_islands(model))
     write_metadata(onnx_model, metadata)
     return onnx_model
 

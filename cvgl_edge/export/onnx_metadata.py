@@ -43,7 +43,7 @@ def state_dict_sha256(model: nn.Module) -> str:
 def export_metadata(
     model: nn.Module, view: str, opset: int, scan_nodes: int, model_sha256: str | None = None
 ) -> dict[str, str]:
-    """The metadata of one exported branch of a GeoSSM built by ``build_model``."""
+    """The metadata of one exported branch of a model built by ``build_model``."""
     config = model.config
     h, w = config.input_size(view)
     values: dict[str, Any] = {
@@ -63,7 +63,7 @@ def export_metadata(
         "precision": "fp32",
         "opset": opset,
         "scan_nodes": scan_nodes,
-        "scan_op": "cvgl.SelectiveScan plugin_version 1",
+        "scan_op": "cvgl.SelectiveScan plugin_version 1" if scan_nodes else "none",
         "cvgl_edge_version": cvgl_edge.__version__,
     }
     return {k: json.dumps(v) if k in JSON_KEYS else str(v) for k, v in values.items()}

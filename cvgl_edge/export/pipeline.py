@@ -26,8 +26,8 @@ from torch import nn
 import cvgl_edge
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export import auto_verify
-from cvgl_edge.export.fp16_model import FP16_MIN_COSINE, FP32_ISLANDS
-from cvgl_edge.export.onnx_export import export_branch
+from cvgl_edge.export.fp16_model import FP16_MIN_COSINE, fp32_islands
+from cvgl_edge.export.onnx_export import expected_scan_nodes, export_branch
 from cvgl_edge.export.onnx_format import IR_VERSION, check_opset
 from cvgl_edge.export.onnx_metadata import state_dict_sha256
 from cvgl_edge.export.onnx_validate import checker_error, compare_with_torch, scan_structure
@@ -148,13 +148,13 @@ def export_one(model: nn.Module, view: str, request: ExportRequest, model_sha256
     if precision == "fp16":
         report["fp16"] = {"method": "half-precision copy of the model traced (fp16 weights and activations)",
                           "io": "float32 input cast to fp16 at the entry; float32 descriptors",
-                          "fp32_islands": list(FP32_ISLANDS)}
+                          "fp32_islands": list(fp32_islands(model))}
     start = time.perf_counter()
     with console.status(f"[bold]{name}[/bold]: tracing and lowering to ONNX"):
         onnx_model = export_branch(model, view, request.opset, model_sha256, precision=precision)
     report["export_seconds"] = round(time.perf_counter() - start, 2)
     report.update(scan_structure(onnx_model))
-    report["expected_scan_nodes"] = 2 * model.config.depth
+    report["expected_scan_nodes"] = expected_scan_nodes(model, view)
     images = sample_images(view, model.config.input_size(view), request.check_images)
 
     def write_and_check(tmp: Path) -> None:
@@ -186,7 +186,7 @@ def _problems(report: dict[str, Any]) -> list[str]:
     problems = []
     if report["checker"] != "ok":
         problems.append(f"onnx checker: {report['checker']}")
-    if report["scan_nodes"] != report["expected_scan_nodes"] or not report["function"]:
+    if report["scan_nodes"] != report["expected_scan_nodes"] or report["function"] != bool(report["scan_nodes"]):
         problems.append(
             f"{report['scan_nodes']} SelectiveScan nodes (expected {report['expected_scan_nodes']}), "
             f"function present: {report['function']}"
@@ -197,6 +197,10 @@ def _problems(report: dict[str, Any]) -> list[str]:
             f"onnxruntime vs PyTorch cosine {parity['cosine_min']:.6f} < {parity['min_cosine_required']}"
         )
     return problems
+
+
+def _scan_text(report: dict[str, Any]) -> str:
+    return f"{report['scan_nodes']} SelectiveScan nodes" if report["expected_scan_nodes"] else "no scan (standard ops)"
 
 
 def run_export(request: ExportRequest) -> list[dict[str, Any]]:
@@ -273,7 +277,7 @@ def _export_onnx(request: ExportRequest, views: list[str]) -> list[dict[str, Any
         parity = report["parity"]
         console.print(
             f"[green]wrote[/green] {report['file']} ({report['file_bytes'] / 1e6:.1f} MB, {report['precision']}, "
-            f"{report['scan_nodes']} SelectiveScan nodes, checker ok, onnxruntime vs PyTorch: "
+            f"{_scan_text(report)}, checker ok, onnxruntime vs PyTorch: "
             f"cosine min {parity['cosine_min']:.7f}, max abs err {parity['max_abs_err']:.2e})"
         )
     return reports

@@ -213,6 +213,7 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
         "model_name": meta.get("model_name"), "view": meta.get("view"), "model_sha256": meta.get("model_sha256"),
         "descriptor_dim": meta.get("descriptor_dim"), "input_size": [h, w],
         "selective_scan": "plugin cvgl::SelectiveScan v1" if scans["plugin_layers"] else
+                          "none (the model has no selective scan)" if str(meta.get("scan_nodes", "1")) == "0" else
                           "standard-op body (ONNX local function imported; Scan as a TensorRT loop)",
         "plugin_lib": str(options.plugin_lib) if plugin else None, "network_layers": scans,
         "timing_cache": str(options.timing_cache) if timing is not None else

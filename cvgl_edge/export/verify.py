@@ -32,6 +32,7 @@ from cvgl_edge.eval.embed import embed_pairs, embed_view
 from cvgl_edge.export.recall import HEADLINE, REPORTED, headline_recall
 from cvgl_edge.export.onnx_metadata import OUTPUT_NAME, state_dict_sha256
 from cvgl_edge.export.onnx_validate import cosine_rows
+from cvgl_edge.train.query_view import for_dataset
 
 if TYPE_CHECKING:
     from cvgl_edge.runtime.base import Encoder
@@ -161,7 +162,7 @@ def pytorch_reference(checkpoint: Path, data: str | None, split: str, pairs: int
     if len(dataset) == 0:
         raise CvglError(f"{data} has no {split} pairs")
     with torch.no_grad():
-        descriptors = dict(zip(VIEWS, embed_pairs(model, dataset, show_progress=False)))
+        descriptors = dict(zip(VIEWS, embed_pairs(for_dataset(model, dataset), dataset, show_progress=False)))
     reference = PyTorchReference(model, state_dict_sha256(model), data, polar, dataset, descriptors)
     _LAST_REFERENCE.clear()
     _LAST_REFERENCE[key] = reference

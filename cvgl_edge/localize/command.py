@@ -170,10 +170,45 @@ def localize_command(
     progress: bool = typer.Option(True, help="Show progress."),
 ) -> None:
     """Locate camera frames against a tile index and emit filtered fixes (JSON lines, MAVLink)."""
+    from cvgl_edge.localize.loop import LoopSettings
+
+    settings = LoopSettings(top_k=top_k, hfov_deg=hfov, altitude_m=altitude, heading_deg=heading,
+                            max_frames=max_frames, min_similarity=min_similarity)
+    result = run_localization(index_path, source, out, settings, model=model, backend=backend, device=device,
+                              threads=threads, mavlink=mavlink, mavlink_messages=mavlink_messages,
+                              mavlink_rate=mavlink_rate, mavlink_wait=mavlink_wait, realtime=realtime, fps=fps,
+                              evaluate=evaluate, truth=truth, show_progress=progress)
+    console.print(f"{result['frames']} frames in {result['seconds']:.1f} s ({result['fps']} fps): "
+                  f"{result['fixes']} fixes, {result['predicted']} predicted, {result['no_fix']} without a fix, "
+                  f"{result['dropped']} dropped -> {out}")
+    if evaluate:
+        ev = result["eval"]
+        console.print(f"error median {ev.get('median_error_m')} m, p90 {ev.get('p90_error_m')} m; "
+                      f"{100 * (ev['fix_rate'] or 0):.0f}% frames with a position; plot: {ev.get('plot')}")
+        sim = ev["similarity"]
+        if "suggested_min_similarity" in sim:
+            console.print(f"best-match cosine: correct p50 {sim['correct_similarity']['p50']}, wrong p50 "
+                          f"{sim['wrong_similarity']['p50']}; suggested --min-similarity "
+                          f"{sim['suggested_min_similarity']} (keeps {100 * sim['correct_kept']:.0f}% correct, "
+                          f"{100 * sim['wrong_kept']:.0f}% wrong)")
+    _write_json(result, json_out)
+
+
+def run_localization(index_path: Path, source: str, out: Path, settings: Any, *, model: Optional[Path] = None,
+                     backend: Optional[str] = None, device: str = "cpu", threads: Optional[int] = None,
+                     mavlink: Optional[str] = None, mavlink_messages: str = "gps_input,vision_position_estimate",
+                     mavlink_rate: float = 5.0, mavlink_wait: Optional[float] = None, realtime: bool = False,
+                     fps: float = 5.0, evaluate: bool = False, truth: Optional[Path] = None,
+                     show_progress: bool = True) -> dict[str, Any]:
+    """One loop run as ``cvgl-edge localize`` does it (also used by the demo); returns its summary record.
+
+    ``settings`` is a :class:`cvgl_edge.localize.loop.LoopSettings`; a synthetic mission
+    source supplies the camera's field of view when ``settings.hfov_deg`` is None.
+    """
     import time
 
     from cvgl_edge.localize.index import load_index
-    from cvgl_edge.localize.loop import LoopSettings, run_loop
+    from cvgl_edge.localize.loop import run_loop
     from cvgl_edge.localize.sinks import JsonlSink, MavlinkSink
     from cvgl_edge.localize.sources import open_source
     from cvgl_edge.progress import make_progress
@@ -192,6 +227,8 @@ def localize_command(
         src = open_source(source, mission_folder=mission_folder, realtime=realtime, fps=fps,
                           on_event=lambda msg: console.print(f"[yellow]{msg}"))
         closers.append(src)
+        if settings.hfov_deg is None and getattr(src, "hfov_deg", None) is not None:
+            settings.hfov_deg = src.hfov_deg  # the synthetic mission knows its camera
         sinks: list[Any] = []
         if mavlink:
             sinks.append(MavlinkSink(mavlink, index.origin, messages=tuple(m.strip() for m in mavlink_messages.split(",")),
@@ -199,13 +236,11 @@ def localize_command(
             closers.append(sinks[-1])
         sinks.insert(0, JsonlSink(out))
         closers.append(sinks[0])
-        settings = LoopSettings(top_k=top_k, hfov_deg=hfov, altitude_m=altitude, heading_deg=heading,
-                                max_frames=max_frames, min_similarity=min_similarity)
         records: list[dict[str, Any]] = []
-        total = max_frames or (len(src.mission) if hasattr(src, "mission") else
-                               len(src.files) if hasattr(src, "files") else None)
+        total = settings.max_frames or (len(src.mission) if hasattr(src, "mission") else
+                                        len(src.files) if hasattr(src, "files") else None)
         with make_progress(transient=True) as bar:
-            task = bar.add_task(f"localising {src.name}", total=total, stats="", visible=progress)
+            task = bar.add_task(f"localising {src.name}", total=total, stats="", visible=show_progress)
 
             def on_record(rec: dict[str, Any]) -> None:
                 records.append(rec)
@@ -217,27 +252,16 @@ def localize_command(
     finally:
         for c in reversed(closers):
             c.close()
-    floor = min_similarity if min_similarity is not None else index.meta.get("min_similarity")
+    floor = settings.min_similarity if settings.min_similarity is not None else index.meta.get("min_similarity")
     result: dict[str, Any] = {"index": str(index_path), "model": str(model_path), "source": source,
                               "backend": encoder.info.backend, "out": str(out), "min_similarity": floor,
-                              **summary.to_dict()}
+                              "hfov_deg": settings.hfov_deg, **summary.to_dict()}
     if mavlink:
         result["mavlink"] = {"url": mavlink, "sent": sinks[1].sent, "send_errors": sinks[1].errors}
-    console.print(f"{summary.frames} frames in {summary.seconds:.1f} s ({result['fps']} fps): {summary.fixes} fixes, "
-                  f"{summary.predicted} predicted, {summary.no_fix} without a fix, {summary.dropped} dropped -> {out}")
     if evaluate:
         result["eval"] = _evaluate(records, truth_file, index, out)
-        ev = result["eval"]
-        console.print(f"error median {ev.get('median_error_m')} m, p90 {ev.get('p90_error_m')} m; "
-                      f"{100 * (ev['fix_rate'] or 0):.0f}% frames with a position; plot: {ev.get('plot')}")
-        sim = ev["similarity"]
-        if "suggested_min_similarity" in sim:
-            console.print(f"best-match cosine: correct p50 {sim['correct_similarity']['p50']}, wrong p50 "
-                          f"{sim['wrong_similarity']['p50']}; suggested --min-similarity "
-                          f"{sim['suggested_min_similarity']} (keeps {100 * sim['correct_kept']:.0f}% correct, "
-                          f"{100 * sim['wrong_kept']:.0f}% wrong)")
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    _write_json(result, json_out)
+    return result
 
 
 def _evaluate(records: list[dict[str, Any]], truth_file: Path, index: Any, out: Path) -> dict[str, Any]:

@@ -9,7 +9,8 @@ The world is larger than the published map by ``pad_px`` on every side, so a fli
 leaves the map still sees real (unindexed) terrain, which is what "outside the map" looks
 like in the field. The flight is a figure-eight at constant speed, heading along the
 track, altitude gently varying; with ``exit_fraction`` > 0 its last part flies straight
-off the map by the nearest edge. Frames are nadir by default (``tilt_deg`` > 0 renders oblique frames,
+off the map by the nearest edge, so that that share of the frames sees only
+unindexed terrain. Frames are nadir by default (``tilt_deg`` > 0 renders oblique frames,
 whose centre then shows a point ``altitude * tan(tilt)`` ahead of the drone; the truth
 files give both the drone position and that viewed point).
 
@@ -119,6 +120,35 @@ class SyntheticMission:
         dlon = g.metres_per_px / (111_320.0 * math.cos(math.radians(g.lat0)))
         return (dlon, 0.0, g.lon0 - dlon / 2.0, 0.0, -dlat, g.lat0 + dlat / 2.0)
 
+    def _leave_map(self, rows: np.ndarray, cols: np.ndarray, n_exit: int) -> None:
+        """Turn the end of the track into a straight leg off the map by the nearest edge, in place.
+
+        The leg starts as late as possible such that the last ``n_exit`` frames see only
+        unindexed terrain: their centre lies beyond the edge by half a suggested tile. Why not
+        simply fly the last ``n_exit`` frames straight: at low speed or high frame rate such a
+        leg never reaches the edge, and an "off-map" flight would have no frame off the map.
+        """
+        s, n = self.spec, len(rows)
+        step = s.speed_mps / s.fps / s.metres_per_px
+        beyond = 0.5 * s.suggested_tile_m / s.metres_per_px
+        first_off = n - n_exit
+        for k in range(first_off, 0, -1):
+            r0, c0, side = rows[k - 1], cols[k - 1], s.map_px
+            # distance to the nearest edge and the unit step towards it: N, S, W or E
+            dist, away = min(((r0, (-1, 0)), (side - r0, (1, 0)), (c0, (0, -1)), (side - c0, (0, 1))))
+            if step * (first_off - k + 1) >= dist + beyond:
+                break
+        else:
+            raise CvglError(f"exit_fraction {s.exit_fraction} leaves too few frames to reach the map edge "
+                            f"({n} frames at {step * s.metres_per_px:.1f} m per frame); lower it or add frames")
+        farthest = step * (n - k + 1) - dist
+        if farthest > s.pad_px - beyond:
+            raise CvglError(f"the exit leg would fly {farthest * s.metres_per_px:.0f} m past the map edge, beyond "
+                            f"the rendered surroundings ({s.pad_px} px); lower exit_fraction or speed, or raise pad_px")
+        legs = step * np.arange(1, n - k + 1)
+        rows[k:] = r0 + away[0] * legs
+        cols[k:] = c0 + away[1] * legs
+
     # --- flight ---------------------------------------------------------------------------------
     def _trajectory(self) -> dict[str, np.ndarray]:
         """Per-frame map-pixel position (row, col), heading (rad, clockwise from north), altitude."""
@@ -138,13 +168,7 @@ class SyntheticMission:
         rows, cols = np.interp(along, arc, row), np.interp(along, arc, col)
         n_exit = int(round(n * s.exit_fraction))
         if n_exit:
-            k = n - n_exit
-            step = s.speed_mps / s.fps / s.metres_per_px
-            r0, c0, side = rows[k - 1], cols[k - 1], s.map_px
-            # Straight off the map by the nearest edge: (d_row, d_col) towards N, S, W or E.
-            away = min(((r0, (-1, 0)), (side - r0, (1, 0)), (c0, (0, -1)), (side - c0, (0, 1))))[1]
-            rows[k:] = r0 + away[0] * step * np.arange(1, n_exit + 1)
-            cols[k:] = c0 + away[1] * step * np.arange(1, n_exit + 1)
+            self._leave_map(rows, cols, n_exit)
         d_row, d_col = np.gradient(rows), np.gradient(cols)
         heading = np.mod(np.arctan2(d_col, -d_row), 2 * np.pi) if n > 1 else np.zeros(1)
         alt = s.altitude_m * (1.0 + 0.04 * np.sin(2 * np.pi * t / 30.0))

@@ -157,6 +157,7 @@ class SyntheticSource:
     def __init__(self, mission: Any) -> None:
         self.mission = mission
         self.fps = mission.spec.fps
+        self.hfov_deg = mission.spec.hfov_deg  # the loop crops the tile footprint with it
         self.name = f"synthetic(seed={mission.spec.seed})"
 
     def __iter__(self) -> Iterator[Frame]:

@@ -35,6 +35,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     show_progress: bool = True
+    # batches of neighbours (train/hard_negatives.py): off | gps | similarity | gps+similarity
+    hard_negatives: str = "off"
+    neighbours: int = 16
+    # set by `cvgl-edge distil`: teacher path + sha256 and the distillation weights (train/distil.py)
+    distil: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -32,9 +32,10 @@ from cvgl_edge.train.distributed import (
     init_distributed,
     shutdown,
 )
+from cvgl_edge.train.hard_negatives import HardNegatives, first_epoch_after, similarity_neighbours
 from cvgl_edge.train.optim import SharpnessAware, build_optimizer, closure_step
 from cvgl_edge.train.query_view import for_dataset
-from cvgl_edge.train.sampler import ResumableSampler
+from cvgl_edge.train.sampler import NeighbourSampler, ResumableSampler
 from cvgl_edge.train.schedule import build_scheduler
 
 LAST_CHECKPOINT = "last.pt"
@@ -137,11 +138,14 @@ class Trainer:
         if cfg.pretrained and resume_state is None:
             self._load_pretrained(cfg.pretrained)
         self.model.to(self.device)
-        self.loss_fn = build_loss(cfg.loss, **cfg.loss_params).to(self.device)
+        self.loss_fn = self._build_loss().to(self.device)
         self.train_set = build_dataset(
             cfg.data, "train", augment=cfg.augment, seed=cfg.seed, polar=cfg.polar, **self._sizes()
         )
         self.val_set = build_dataset(cfg.data, "val", augment=False, seed=cfg.seed, polar=cfg.polar, **self._sizes())
+        from cvgl_edge.data.protocol import build_protocols  # University-1652 / VIGOR: official protocol
+
+        self.val_protocols = build_protocols(cfg.data, "val", polar=cfg.polar, **self._sizes())
         self.batches_per_epoch = ResumableSampler.batches_per_epoch(
             len(self.train_set), cfg.batch_size, self.ctx.world_size
         )
@@ -151,6 +155,7 @@ class Trainer:
                 f"{cfg.batch_size * self.ctx.world_size}; lower --batch-size"
             )
         self.total_steps = cfg.max_steps or cfg.epochs * self.batches_per_epoch
+        self.hard_negatives = HardNegatives(cfg.hard_negatives, cfg.neighbours, self.train_set, log=console.print)
 
         # drone data: queries go through the model's drone (aerial) view, in training and evaluation
         self.query_view: str = getattr(self.train_set, "query_view", "ground")
@@ -183,6 +188,10 @@ class Trainer:
         sizes = self.model.input_sizes
         return {"ground_size": tuple(sizes["ground"]), "satellite_size": tuple(sizes["satellite"])}
 
+    def _build_loss(self) -> torch.nn.Module:
+        """The training loss (a hook: distillation wraps the task loss, see train/distil.py)."""
+        return build_loss(self.cfg.loss, **self.cfg.loss_params)
+
     def _amp_dtype(self) -> torch.dtype | None:
         if not self.cfg.amp or self.device.type != "cuda":
             return None
@@ -193,8 +202,10 @@ class Trainer:
         return torch.float16
 
     def _load_pretrained(self, path: str) -> None:
-        self.model.load_pretrained(path)
-        console.print(f"loaded Vim weights from {path}")
+        """The model's own loader (Vim weights for GeoSSM/VimGeo, ConvNeXt for LRFR); say what loaded."""
+        reports = self.model.load_pretrained(path)
+        for part, report in reports.items():
+            console.print(f"pretrained {part} from {path}: {report.summary()}")
 
     def _resume_path(self, resume: str | bool) -> Path | None:
         if not resume:
@@ -215,7 +226,7 @@ class Trainer:
         if not isinstance(state, dict) or "optimizer" not in state or "step" not in state:
             raise CvglError(f"cannot resume: {path} holds no training state (optimizer, step)")
         saved = state.get("train_config", {})
-        for key in ("model", "model_overrides", "data", "batch_size", "loss"):
+        for key in ("model", "model_overrides", "data", "batch_size", "loss", "hard_negatives", "neighbours"):
             if key in saved and saved[key] != getattr(self.cfg, key):
                 raise CvglError(
                     f"cannot resume: {path} was trained with {key}={saved[key]!r}, "
@@ -232,6 +243,8 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best_r1 = state.get("best_r1")
+        if state.get("hard_negatives"):
+            self.hard_negatives.load_state_dict(state["hard_negatives"])
         if self.ctx.world_size == state.get("world_size", 1):
             _set_rng_state(state["rng"])
 
@@ -250,6 +263,8 @@ class Trainer:
             best_r1=self.best_r1,
             rng=_rng_state(),
             world_size=self.ctx.world_size,
+            # the descriptor-neighbour tables, so a resumed run rebuilds the same batches
+            hard_negatives=self.hard_negatives.state_dict() if self.hard_negatives.enabled else None,
             # query_view is derived from the data spec; recorded so readers need not parse specs
             train_config={**self.cfg.to_dict(), "query_view": self.query_view},
         )
@@ -264,20 +279,29 @@ class Trainer:
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> dict[str, dict[str, float]] | None:
+        """Val metrics (the dataset's retrieval protocol where it has one); best.pt follows the headline R@1."""
+        from cvgl_edge.eval.evaluate import headline_direction
+        from cvgl_edge.eval.protocol_eval import model_embedder, protocol_metrics
+
         metrics = None
         if self.ctx.is_main:
-            ground, satellite = embed_pairs(
-                self.pair_model,
-                self.val_set,
-                batch_size=self.cfg.eval_batch_size,
-                device=self.device,
-                num_workers=self.cfg.workers,
-                show_progress=self.cfg.show_progress,
-                description="evaluating",
-            )
-            metrics = cross_view_metrics(ground, satellite)
+            protocols = getattr(self, "val_protocols", None)
+            if protocols:
+                metrics = protocol_metrics(protocols, model_embedder(
+                    self.model, self.cfg.eval_batch_size, self.device, self.cfg.workers, self.cfg.show_progress))
+            else:
+                ground, satellite = embed_pairs(
+                    self.pair_model,
+                    self.val_set,
+                    batch_size=self.cfg.eval_batch_size,
+                    device=self.device,
+                    num_workers=self.cfg.workers,
+                    show_progress=self.cfg.show_progress,
+                    description="evaluating",
+                )
+                metrics = cross_view_metrics(ground, satellite)
             self.log({"step": self.step, "eval": metrics})
-            r1 = metrics[HEADLINE[0]][HEADLINE[1]]
+            r1 = metrics[headline_direction(metrics)][HEADLINE[1]]
             if self.best_r1 is None or r1 > self.best_r1:
                 self.best_r1 = r1
                 self.save(BEST_CHECKPOINT)
@@ -288,15 +312,23 @@ class Trainer:
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(epoch)
-        sampler = ResumableSampler(
-            len(self.train_set),
-            self.cfg.batch_size,
-            self.cfg.seed,
-            epoch,
-            start_batch=start_batch,
-            rank=self.ctx.rank,
-            world_size=self.ctx.world_size,
-        )
+        sampler: ResumableSampler | NeighbourSampler
+        if self.hard_negatives.enabled:
+            sampler = NeighbourSampler(
+                len(self.train_set), self.cfg.batch_size, self.cfg.seed, epoch,
+                self.hard_negatives.table_for_epoch(epoch), self.hard_negatives.class_ids,
+                start_batch=start_batch, rank=self.ctx.rank, world_size=self.ctx.world_size,
+            )
+        else:
+            sampler = ResumableSampler(
+                len(self.train_set),
+                self.cfg.batch_size,
+                self.cfg.seed,
+                epoch,
+                start_batch=start_batch,
+                rank=self.ctx.rank,
+                world_size=self.ctx.world_size,
+            )
         return DataLoader(
             self.train_set,
             batch_size=self.cfg.batch_size,
@@ -308,6 +340,40 @@ class Trainer:
             # so a resumed run draws the same random numbers as an uninterrupted one
             generator=torch.Generator().manual_seed(self.cfg.seed * 7919 + epoch),
         )
+
+    def refresh_neighbours(self) -> None:
+        """After an evaluation: the training set's descriptor neighbours become the hard-negative
+        table from the next epoch on (only in the similarity modes)."""
+        if not self.hard_negatives.uses_similarity:
+            return
+        table = self._similarity_table() if self.ctx.is_main else None
+        if self.ctx.enabled:
+            box = [table]
+            torch.distributed.broadcast_object_list(box, src=0)
+            table = box[0]
+        from_epoch = first_epoch_after(self.step, self.batches_per_epoch)
+        self.hard_negatives.set_similarity(table, from_epoch)
+        self.log({"step": self.step, "hard_negatives": "similarity", "from_epoch": from_epoch})
+
+    def _similarity_table(self) -> np.ndarray:
+        """Embed the training set without augmentation (both views) and list each item's most
+        similar other satellite descriptors to its query descriptor."""
+        toggles = callable(getattr(self.train_set, "train", None)) and callable(getattr(self.train_set, "eval", None))
+        if toggles:
+            self.train_set.eval()
+        try:
+            query, satellite = embed_pairs(
+                self.pair_model, self.train_set, batch_size=self.cfg.eval_batch_size, device=self.device,
+                num_workers=self.cfg.workers, show_progress=self.cfg.show_progress, description="hard negatives",
+            )
+        finally:
+            if toggles:
+                self.train_set.train()
+        return similarity_neighbours(query.to(self.device), satellite.to(self.device), self.cfg.neighbours)
+
+    def _log_extras(self) -> dict[str, Any]:
+        """Extra numbers for the step log (a hook: distillation adds its loss terms)."""
+        return {}
 
     def _loss(self, ground: torch.Tensor, satellite: torch.Tensor) -> torch.Tensor:
         with torch.autocast(
@@ -367,10 +433,11 @@ class Trainer:
                     )
                     if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                         self.log({"step": self.step, "epoch": epoch, "loss": loss, "lr": lr,
-                                  "grad_norm": grad_norm, "pairs_per_s": throughput})
+                                  "grad_norm": grad_norm, "pairs_per_s": throughput, **self._log_extras()})
                         window_start, window_pairs = time.perf_counter(), 0
                     if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.total_steps:
                         self.evaluate()
+                        self.refresh_neighbours()
                         self.model.train()
                     if cfg.save_every and self.step % cfg.save_every == 0:
                         self.save()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -49,3 +51,37 @@ class ResumableSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self._indices())
+
+
+class NeighbourSampler(Sampler[int]):
+    """Hard-negative epoch order: batches of a seed item and its neighbours (see ``hard_negatives``).
+
+    Same contract as :class:`ResumableSampler`: deterministic from (seed, epoch, neighbour table),
+    every item at most once per epoch, ragged tail dropped, ``start_batch`` skips the batches
+    already trained on, rank r takes slice r of every global batch of ``batch_size * world_size``.
+    ``neighbours`` None gives random batches. The order is built once, here, so a table
+    refreshed later never changes an epoch already under way.
+    """
+
+    def __init__(
+        self,
+        dataset_size: int,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        neighbours: np.ndarray | None,
+        class_ids: Sequence[Any] | None = None,
+        start_batch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        from cvgl_edge.train.hard_negatives import neighbour_order, shard
+
+        self.batches = neighbour_order(dataset_size, batch_size * world_size, seed, epoch, neighbours, class_ids)
+        self._indices = shard(self.batches, batch_size, rank, world_size, start_batch)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices)
+
+    def __len__(self) -> int:
+        return len(self._indices)
