@@ -1,7 +1,7 @@
 """Off-map flight: does the loop say "no fix" when the drone leaves the map, rather than a wrong fix?
 
 Runs ``cvgl-edge localize``'s code path (:func:`cvgl_edge.localize.command.run_localization`)
-twice over a mission with an exit (``cvgl-edge index mission --exit-fraction 0.35``): without
+twice over a mission with an exit (``cvgl-edge index mission --exit-fraction 0.2``): without
 a best-match floor, and with the floor that the first run's ``--eval`` suggests (or
 ``--min-similarity``). Frames are split by the truth: on the map (the viewed point at least
 half a tile inside) and off the map; for off-map frames it counts "no fix" against frames
@@ -9,7 +9,7 @@ given a position (each a wrong fix: the drone is not over the map), for on-map f
 error statistics and the fix rate. Writes STEM.json, STEM.md, STEM.png (floor run) and
 STEM_nofloor.png.
 
-    cvgl-edge index mission --out runs/offmap/mission --exit-fraction 0.35
+    cvgl-edge index mission --out runs/offmap/mission --frames 200 --fps 2 --exit-fraction 0.2
     cvgl-edge index build --map runs/offmap/mission/map.tif --checkpoint runs/drone/last.pt \\
         --out runs/offmap/mission/map.idx --tile-size 87
     .venv/bin/python benchmarks/localize_offmap.py --index runs/offmap/mission/map.idx \\
