@@ -72,10 +72,6 @@ def embed_with_encoders(
     return ground, satellite
 
 
-#: the encoder branch that serves each image view (drone photos are aerial images)
-BRANCH_OF_VIEW = {"ground": "ground", "satellite": "satellite", "drone": "satellite"}
-
-
 @torch.no_grad()
 def embed_images(
     model: torch.nn.Module,
@@ -116,7 +112,9 @@ def embed_images_with_encoders(
     description: str = "embedding",
 ) -> torch.Tensor:
     """``embed_images`` with runtime Encoders keyed "ground" / "satellite"; drone images use "satellite"."""
-    encoder = encoders[BRANCH_OF_VIEW[view]]
+    from cvgl_edge.runtime.factory import canonical_view
+
+    encoder = encoders[canonical_view(view)]
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     parts: list[np.ndarray] = []
     with progress_bar(description, total=len(dataset), enabled=show_progress) as advance:

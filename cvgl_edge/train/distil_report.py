@@ -16,9 +16,7 @@ from torch import nn
 
 from cvgl_edge.bench.cost import FLOP_CONVENTION, model_cost, params_total
 from cvgl_edge.bench.timing import summarize_ms, time_ms
-from cvgl_edge.eval.embed import embed_pairs
 from cvgl_edge.eval.evaluate import headline_direction
-from cvgl_edge.eval.metrics import cross_view_metrics
 
 RECALLS = ("R@1", "R@5", "R@1%")
 LATENCY_NOTE = "CPU, batch 1, median of {repeats} runs after {warmup} warm-up, {threads} torch threads"
@@ -27,7 +25,7 @@ LATENCY_NOTE = "CPU, batch 1, median of {repeats} runs after {warmup} warm-up, {
 def cpu_latency_ms(model: nn.Module, view: str, warmup: int = 2, repeats: int = 7) -> dict[str, float]:
     """Latency of one query image through ``view`` on a CPU copy of the model (ms)."""
     cpu = copy.deepcopy(model).cpu().eval()
-    height, width = cpu.input_sizes[cpu.canonical_view(view) if hasattr(cpu, "canonical_view") else view]
+    height, width = cpu.input_sizes[cpu.canonical_view(view)]
     image = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         times = time_ms(lambda: cpu.encode(image, view), warmup=warmup, repeats=repeats)
@@ -55,17 +53,7 @@ def model_row(name: str, model: nn.Module, metrics: dict[str, dict[str, float]],
 
 def teacher_metrics(trainer: Any) -> dict[str, dict[str, float]]:
     """The teacher on the student's val split, by the same protocol as ``Trainer.evaluate``."""
-    cfg = trainer.cfg
-    protocols = getattr(trainer, "val_protocols", None)
-    if protocols:  # University-1652 / VIGOR: the official retrieval protocol
-        from cvgl_edge.eval.protocol_eval import model_embedder, protocol_metrics
-
-        return protocol_metrics(protocols, model_embedder(trainer.teacher, cfg.eval_batch_size, trainer.device,
-                                                          cfg.workers, cfg.show_progress))
-    ground, satellite = embed_pairs(trainer.teacher_pair_model, trainer.val_set, batch_size=cfg.eval_batch_size,
-                                    device=trainer.device, num_workers=cfg.workers, show_progress=cfg.show_progress,
-                                    description="evaluating teacher")
-    return cross_view_metrics(ground, satellite)
+    return trainer.val_metrics(trainer.teacher, trainer.teacher_pair_model, "evaluating teacher")
 
 
 def comparison_table(rows: list[dict[str, Any]], title: str) -> Table:

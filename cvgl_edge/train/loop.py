@@ -278,28 +278,34 @@ class Trainer:
             handle.write(json.dumps(record) + "\n")
 
     # ----------------------------------------------------------------- evaluation
-    def evaluate(self) -> dict[str, dict[str, float]] | None:
-        """Val metrics (the dataset's retrieval protocol where it has one); best.pt follows the headline R@1."""
-        from cvgl_edge.eval.evaluate import headline_direction
+    def val_metrics(self, model: torch.nn.Module, pair_model: torch.nn.Module,
+                    description: str = "evaluating") -> dict[str, dict[str, float]]:
+        """``model``'s metrics on the val split: the dataset's retrieval protocol where it has one
+        (University-1652, VIGOR), else pair by pair through ``pair_model`` (its query-view adapter).
+        Also scores a distillation teacher, so teacher and student are measured alike."""
         from cvgl_edge.eval.protocol_eval import model_embedder, protocol_metrics
+
+        if self.val_protocols:
+            return protocol_metrics(self.val_protocols, model_embedder(
+                model, self.cfg.eval_batch_size, self.device, self.cfg.workers, self.cfg.show_progress))
+        ground, satellite = embed_pairs(
+            pair_model,
+            self.val_set,
+            batch_size=self.cfg.eval_batch_size,
+            device=self.device,
+            num_workers=self.cfg.workers,
+            show_progress=self.cfg.show_progress,
+            description=description,
+        )
+        return cross_view_metrics(ground, satellite)
+
+    def evaluate(self) -> dict[str, dict[str, float]] | None:
+        """Val metrics (``val_metrics``); best.pt follows the headline R@1."""
+        from cvgl_edge.eval.evaluate import headline_direction
 
         metrics = None
         if self.ctx.is_main:
-            protocols = getattr(self, "val_protocols", None)
-            if protocols:
-                metrics = protocol_metrics(protocols, model_embedder(
-                    self.model, self.cfg.eval_batch_size, self.device, self.cfg.workers, self.cfg.show_progress))
-            else:
-                ground, satellite = embed_pairs(
-                    self.pair_model,
-                    self.val_set,
-                    batch_size=self.cfg.eval_batch_size,
-                    device=self.device,
-                    num_workers=self.cfg.workers,
-                    show_progress=self.cfg.show_progress,
-                    description="evaluating",
-                )
-                metrics = cross_view_metrics(ground, satellite)
+            metrics = self.val_metrics(self.model, self.pair_model)
             self.log({"step": self.step, "eval": metrics})
             r1 = metrics[headline_direction(metrics)][HEADLINE[1]]
             if self.best_r1 is None or r1 > self.best_r1:
@@ -358,17 +364,14 @@ class Trainer:
     def _similarity_table(self) -> np.ndarray:
         """Embed the training set without augmentation (both views) and list each item's most
         similar other satellite descriptors to its query descriptor."""
-        toggles = callable(getattr(self.train_set, "train", None)) and callable(getattr(self.train_set, "eval", None))
-        if toggles:
-            self.train_set.eval()
+        self.train_set.eval()
         try:
             query, satellite = embed_pairs(
                 self.pair_model, self.train_set, batch_size=self.cfg.eval_batch_size, device=self.device,
                 num_workers=self.cfg.workers, show_progress=self.cfg.show_progress, description="hard negatives",
             )
         finally:
-            if toggles:
-                self.train_set.train()
+            self.train_set.train()
         return similarity_neighbours(query.to(self.device), satellite.to(self.device), self.cfg.neighbours)
 
     def _log_extras(self) -> dict[str, Any]:
