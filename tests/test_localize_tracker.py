@@ -89,3 +89,81 @@ def test_similarity_floor_refuses_weak_but_distinct_matches():
     assert est.status == "fix"                                    # strong matches still start a track
     coast = floored.update(4.0, _cands(40.0, 0.0, best=0.45, rival=0.1), "window")
     assert coast.status == "predicted" and "below" in coast.reason
+
+
+# A 400 m x 400 m map: tiles of 40 m every 20 m, centres from -180 to 180 m on both axes.
+TILE_M, STRIDE_M, HALF_EXTENT = 40.0, 20.0, 180.0
+
+
+@pytest.fixture(scope="module")
+def grid_coverage():
+    from cvgl_edge.localize.coverage import MapCoverage
+    from cvgl_edge.localize.geomap import local_to_latlon
+    from cvgl_edge.localize.index import TileIndex, make_faiss
+    from cvgl_edge.localize.search import TileSearcher
+
+    axis = np.arange(-HALF_EXTENT, HALF_EXTENT + 1e-6, STRIDE_M)
+    east, north = (v.ravel() for v in np.meshgrid(axis, axis))
+    lat, lon = local_to_latlon(east, north, (47.0, 8.0))
+    desc = np.eye(len(east), 8, dtype=np.float32) + 1e-3
+    desc /= np.linalg.norm(desc, axis=1, keepdims=True)
+    index, _ = make_faiss(desc)
+    ti = TileIndex(index, {"lat": lat, "lon": lon}, {"kind": "flat", "descriptor_dim": 8, "origin": [47.0, 8.0]})
+    return MapCoverage(TileSearcher(ti), TILE_M, STRIDE_M)
+
+
+def _nearest_tile(cov, east, north, sim=0.9, rival=0.5):
+    """What a good descriptor returns: the map tile nearest to the true position (never one off the map)."""
+    s = cov.searcher
+    best = int(np.argmin(np.hypot(s.east - east, s.north - north)))
+    return Candidates(np.array([best, (best + 7) % len(s.east)]), np.array([sim, rival], np.float32),
+                      np.array([s.east[best], s.east[best] + 300.0]), np.array([s.north[best], s.north[best]]), 2)
+
+
+def test_coverage_knows_the_map_and_its_edge_tiles(grid_coverage):
+    cov = grid_coverage
+    assert cov.contains(0.0, 0.0) and cov.contains(199.0, -199.0)
+    assert not cov.contains(0.0, 201.0) and not cov.contains(-230.0, 0.0)
+    s = cov.searcher
+    edge = int(np.argmin(np.hypot(s.east - 0.0, s.north - HALF_EXTENT)))       # on the north edge
+    inner = int(np.argmin(np.hypot(s.east - 0.0, s.north - 100.0)))
+    assert cov.open_sides(edge, 0.0, HALF_EXTENT + 30.0) == (False, True)      # nothing further north
+    assert cov.open_sides(edge, 0.0, HALF_EXTENT - 5.0) == (False, False)      # the point is in its cell
+    assert cov.open_sides(inner, 0.0, 130.0) == (False, False)                 # more tiles northwards
+    corner = int(np.argmin(np.hypot(s.east - HALF_EXTENT, s.north - HALF_EXTENT)))
+    assert cov.open_sides(corner, HALF_EXTENT + 40.0, HALF_EXTENT + 40.0) == (True, True)
+
+
+def _fly(tracker, cov, path):
+    """Feed the tracker one nearest-tile match per (t, east, north); returns the estimates."""
+    return [tracker.update(t, _nearest_tile(cov, e, n), "window" if tracker.tracking else "global")
+            for t, e, n in path]
+
+
+def test_leaving_the_map_gives_no_fix_instead_of_the_edge_tile(grid_coverage):
+    """North at 10 m/s across the north edge (at 200 m), 30 s outside, then back south."""
+    out = [(float(k), 0.0, 10.0 * k) for k in range(0, 36)]                      # north to 350 m
+    back = [(36.0 + k, 0.0, 350.0 - 10.0 * k) for k in range(1, 31)]            # back south to 50 m
+    settings = TrackerSettings(meas_sigma_m=STRIDE_M, exclusion_m=TILE_M, min_window_m=2 * TILE_M)
+    aware = _fly(Tracker(settings, grid_coverage), grid_coverage, out + back)
+    blind = _fly(Tracker(settings), grid_coverage, out + back)
+    away = [i for i, (_, _, n) in enumerate(out + back) if n > 200.0 + TILE_M / 2]  # clearly off the map
+    assert len(away) >= 20
+    assert all(aware[i].status == "no_fix" and aware[i].reason.startswith("outside the map") for i in away)
+    assert all(aware[i].state == "off_map" for i in away)          # the track is kept: no reset while away
+    assert sum(blind[i].status == "fix" for i in away) >= len(away) - 2        # pinned to the edge tile
+    assert all(abs(blind[i].north - HALF_EXTENT) < STRIDE_M for i in away[-5:] if blind[i].status == "fix")
+    on_map_again = [i for i in range(len(out), len(out + back)) if (out + back)[i][2] < 200.0 - TILE_M]
+    late = on_map_again[4:]
+    assert late and all(aware[i].status == "fix" for i in late)
+    assert all(abs(aware[i].north - (out + back)[i][2]) < 2 * STRIDE_M for i in late)
+
+
+def test_off_the_map_a_far_match_does_not_bring_the_track_back(grid_coverage):
+    """Confident, self-consistent matches far from where the drone left are refused."""
+    cov = grid_coverage
+    tr = Tracker(TrackerSettings(meas_sigma_m=STRIDE_M, exclusion_m=TILE_M, min_window_m=2 * TILE_M), cov)
+    _fly(tr, cov, [(float(k), 0.0, 10.0 * k) for k in range(0, 26)])              # off the north edge at 250 m
+    assert tr.off_map
+    far = [tr.update(26.0 + k, _nearest_tile(cov, -160.0, -160.0), "window") for k in range(6)]
+    assert all(e.status == "no_fix" and e.state == "off_map" for e in far)

@@ -1,8 +1,10 @@
 """The localisation loop: frame -> pre-processing -> encoder -> search -> filter -> fix -> sinks.
 
 Search mode follows the filter: global (whole index) while lost, a window around the
-predicted position while tracking. Every frame yields one record (a fix, a predicted
-position while coasting, or "no fix") with per-stage latency in milliseconds:
+predicted position while tracking, also after the prediction has left the map (the window
+then reaches the map only where the way back is plausible). Every frame yields one record
+(a fix, a predicted position while coasting, or "no fix", with the filter's state and the
+reason) with per-stage latency in milliseconds:
 
     read        getting the frame from the source (decode, render, or waiting for a new one)
     preprocess  crop to the ground footprint, north-up rotation, resize/polar, normalisation
@@ -27,6 +29,7 @@ import numpy as np
 
 from cvgl_edge.bench.timing import percentile
 from cvgl_edge.errors import CvglError
+from cvgl_edge.localize.coverage import MapCoverage
 from cvgl_edge.localize.geomap import local_to_latlon
 from cvgl_edge.localize.index import TileIndex
 from cvgl_edge.localize.preprocess import frame_crop_px, north_up_crop
@@ -85,9 +88,11 @@ class Localizer:
         self.index, self.encoder = index, encoder
         self.settings = settings or LoopSettings()
         self.searcher = TileSearcher(index)
-        self.tracker = Tracker(self.settings.tracker or tracker_settings_for(index, self.settings.min_similarity))
-        self.prep = index.preprocess
         self.tile_m = float(index.meta["tile_size_m"])
+        coverage = MapCoverage(self.searcher, self.tile_m, float(index.meta["stride_m"]))
+        self.tracker = Tracker(self.settings.tracker or tracker_settings_for(index, self.settings.min_similarity),
+                               coverage)
+        self.prep = index.preprocess
 
     def _square(self, frame: Any) -> np.ndarray:
         s = self.settings
@@ -110,9 +115,6 @@ class Localizer:
         k = self.settings.top_k
         if window is None:
             mode, cands = "global", self.searcher.global_search(query, k)
-        elif len(self.searcher.window_ids(window[0], window[1], self.tile_m)) == 0:
-            # The prediction has left the map: edge tiles would only pin the track to the edge.
-            mode, cands = "window", self.searcher.window_search(query, window[0], window[1], 0.0, k=k)
         else:
             mode, cands = "window", self.searcher.window_search(query, *window, k=k)
         t3 = time.perf_counter()
@@ -121,12 +123,8 @@ class Localizer:
         status, reason = est.status, est.reason
         lat = lon = None
         if status != "no_fix":
-            near = self.searcher.window_ids(est.east, est.north, self.tile_m)
-            if len(near) == 0:
-                status, reason = "no_fix", "outside the map"
-            else:
-                la, lo = local_to_latlon(est.east, est.north, self.index.origin)
-                lat, lon = float(la), float(lo)
+            la, lo = local_to_latlon(est.east, est.north, self.index.origin)
+            lat, lon = float(la), float(lo)
         captured = frame.captured or t0
         lat_ms = {"read": read_ms, "preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3,
                   "search": (t3 - t2) * 1e3, "filter": (t4 - t3) * 1e3,
@@ -142,7 +140,7 @@ class Localizer:
             "v_east": num(est.v_east) if lat is not None else None,
             "v_north": num(est.v_north) if lat is not None else None,
             "similarity": num(est.similarity), "margin": num(est.margin), "tile": est.tile,
-            "searched": cands.searched, "dropped": frame.dropped, "reason": reason,
+            "searched": cands.searched, "dropped": frame.dropped, "reason": reason, "state": est.state,
             "altitude_m": frame.altitude_m, "heading_deg": frame.heading_deg,
             "latency_ms": {k2: round(v, 3) for k2, v in lat_ms.items()},
         }

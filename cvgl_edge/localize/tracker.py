@@ -3,31 +3,46 @@
 Why: single-frame retrieval is noisy (repetitive fields and roofs give confident wrong
 tiles). The filter predicts where the drone must be from its recent motion, accepts a
 retrieved tile only when it falls inside the prediction's gate (Mahalanobis distance,
-chi-square with 2 degrees of freedom), and tells the loop how wide a search window the
-next frame needs. Confidence comes from the similarity *margin*: the best tile's cosine
-minus the best cosine of any candidate at a clearly different place (at least
-``exclusion_m`` away; neighbouring tiles overlap, so they are naturally similar).
+chi-square), and tells the loop how wide a search window the next frame needs. Confidence
+comes from the similarity *margin*: the best tile's cosine minus the best cosine of any
+candidate at a clearly different place (at least ``exclusion_m`` away; neighbouring tiles
+overlap, so they are naturally similar).
 
 An absolute floor, ``min_similarity`` (cosine of the best candidate), turns a weak best
-match into "no match" whatever its margin. Why: off the map every tile is wrong, yet the
-best of them can still stand out from the others (a large margin), so a margin-only test
-re-acquires on edge tiles. The right value depends on the model; measure it with
-``cvgl-edge localize --eval`` (it reports the similarity of correct and wrong matches and
-a suggested floor) and store it in the index (``index build --min-similarity``).
+match into "no match" whatever its margin. The right value depends on the model; measure
+it with ``cvgl-edge localize --eval`` (it reports the similarity of correct and wrong
+matches and a suggested floor) and store it in the index (``index build --min-similarity``).
+
+The map's edge (given a :class:`~cvgl_edge.localize.coverage.MapCoverage`): a match on an
+edge tile while the prediction lies beyond it is a *bound*, not a position (retrieval
+cannot answer with a tile that does not exist), so it updates only the axes along which
+the tile has neighbours. A drone flying off the map therefore keeps its predicted course
+off the map instead of being pinned to the edge tile, and the filter reports "no fix:
+outside the map" from the moment its prediction leaves the imagery. Outside, missing
+matches are expected and do not count towards losing the track; the prediction (dead
+reckoning, its uncertainty growing with time) gates the way back, and coming back onto
+the map asks for the same evidence as a first fix.
 
 States: ``lost`` (no estimate: the loop searches globally and a fix needs
-``init_confidence`` on two consecutive frames at consistent places), ``tracking`` (window search, gated updates). After ``lost_after``
-frames without an accepted measurement the filter gives up and goes back to ``lost``.
+``init_confidence`` on two consecutive frames at consistent places), ``tracking`` (window
+search, gated updates) and ``off_map`` (tracking, predicted position beyond the map).
+After ``lost_after`` frames on the map without an accepted measurement the filter gives
+up and goes back to ``lost``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cvgl_edge.localize.search import Candidates
+
+if TYPE_CHECKING:
+    from cvgl_edge.localize.coverage import MapCoverage
 
 
 @dataclass
@@ -52,7 +67,7 @@ class Estimate:
 
     status: str                   # "fix" (measurement accepted), "predicted" (coasting) or "no_fix"
     mode: str                     # search mode used for this frame: "global" or "window"
-    east: float = math.nan
+    east: float = math.nan        # the filter's position (also while off the map: dead reckoning)
     north: float = math.nan
     v_east: float = math.nan
     v_north: float = math.nan
@@ -62,6 +77,7 @@ class Estimate:
     margin: float = math.nan
     tile: int = -1
     reason: str = ""
+    state: str = "lost"           # "lost", "tracking" or "off_map" after this frame
 
 
 def similarity_margin(cands: Candidates, exclusion_m: float, best: int = 0) -> float:
@@ -83,11 +99,18 @@ def margin_confidence(margin: float, scale: float) -> float:
     return float(1.0 - math.exp(-max(margin, 0.0) / max(scale, 1e-9)))
 
 
+def chi2_quantile_1dof(chi2_2dof: float) -> float:
+    """The 1-dof chi-square value with the same tail probability as ``chi2_2dof`` has for 2 dof."""
+    tail = math.exp(-chi2_2dof / 2.0)
+    return NormalDist().inv_cdf(1.0 - tail / 2.0) ** 2
+
+
 @dataclass
 class Tracker:
     """Constant-velocity Kalman filter over (east, north, v_east, v_north)."""
 
     settings: TrackerSettings = field(default_factory=TrackerSettings)
+    coverage: "MapCoverage | None" = None
 
     def __post_init__(self) -> None:
         self.reset()
@@ -102,6 +125,15 @@ class Tracker:
     @property
     def tracking(self) -> bool:
         return self.x is not None
+
+    @property
+    def off_map(self) -> bool:
+        """True while tracking with the position beyond the map's imagery."""
+        return self.x is not None and self.coverage is not None and not self.coverage.contains(self.x[0], self.x[1])
+
+    @property
+    def state(self) -> str:
+        return "lost" if self.x is None else "off_map" if self.off_map else "tracking"
 
     def predict(self, t: float) -> None:
         """Advance the state to time ``t`` (seconds)."""
@@ -140,12 +172,29 @@ class Tracker:
         self.t = t
         self.misses = 0
 
-    def _gate(self, east: float, north: float, sigma: float) -> tuple[bool, np.ndarray, np.ndarray]:
-        r = np.eye(2) * sigma ** 2
-        innov = np.array([east, north]) - self.x[:2]
-        s_mat = self.p[:2, :2] + r
+    def _measured_axes(self, tile: int) -> np.ndarray:
+        """Rows of the position (0 east, 1 north) that a match on ``tile`` measures; see the module docstring."""
+        if self.coverage is None or tile < 0:
+            return np.array([0, 1])
+        open_east, open_north = self.coverage.open_sides(tile, float(self.x[0]), float(self.x[1]))
+        return np.array([axis for axis, bounded in ((0, open_east), (1, open_north)) if not bounded], int)
+
+    def _gate(self, east: float, north: float, sigma: float,
+              axes: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray]:
+        h = np.zeros((len(axes), 4))
+        h[np.arange(len(axes)), axes] = 1.0
+        innov = np.array([east, north])[axes] - h @ self.x
+        s_mat = h @ self.p @ h.T + np.eye(len(axes)) * sigma ** 2
         d2 = float(innov @ np.linalg.solve(s_mat, innov))
-        return d2 <= self.settings.gate_chi2, innov, s_mat
+        limit = self.settings.gate_chi2 if len(axes) == 2 else chi2_quantile_1dof(self.settings.gate_chi2)
+        return d2 <= limit, innov, s_mat, h
+
+    def _consistent_with_pending(self, t: float, east: float, north: float) -> bool:
+        """Remember this match; True when the previous one was at a place reachable from here."""
+        s = self.settings
+        pending, self._pending = self._pending, (t, east, north)
+        return pending is not None and math.hypot(east - pending[1], north - pending[2]) <= \
+            3 * s.meas_sigma_m + s.max_speed * max(t - pending[0], 0.0)
 
     def update(self, t: float, cands: Candidates, mode: str) -> Estimate:
         """Fold one frame's candidates (best first) into the filter; return the frame's estimate."""
@@ -158,40 +207,50 @@ class Tracker:
         east, north = float(cands.east[0]), float(cands.north[0])
         sim, tile = float(cands.sims[0]), int(cands.ids[0])
         sigma = s.meas_sigma_m / math.sqrt(max(conf, 0.05))
+        seen = dict(conf=conf, sim=sim, margin=margin, tile=tile)
         if s.min_similarity is not None and sim < s.min_similarity:
-            if self.x is None:
-                self._pending = None
-            return self._miss(mode, f"best similarity {sim:.3f} below {s.min_similarity:g}", conf, sim, margin, tile)
+            self._pending = None
+            return self._miss(mode, f"best similarity {sim:.3f} below {s.min_similarity:g}", **seen)
         if self.x is None:
             if conf < s.init_confidence:
                 self._pending = None
-                return Estimate("no_fix", mode, confidence=conf, similarity=sim, margin=margin, tile=tile,
-                                reason="no confident match")
+                return self._miss(mode, "no confident match", **seen)
             # (Re)start only when two consecutive global matches agree with a plausible motion.
-            pending, self._pending = self._pending, (t, east, north)
-            if pending is None or math.hypot(east - pending[1], north - pending[2]) > \
-                    3 * s.meas_sigma_m + s.max_speed * max(t - pending[0], 0.0):
-                return Estimate("no_fix", mode, confidence=conf, similarity=sim, margin=margin, tile=tile,
-                                reason="waiting for a second, consistent match")
+            if not self._consistent_with_pending(t, east, north):
+                return self._miss(mode, "waiting for a second, consistent match", **seen)
             self._start(t, east, north, sigma)
-            return self._estimate("fix", mode, conf, sim, margin, tile)
+            return self._estimate("fix", mode, **seen)
         if conf < s.min_confidence:
-            return self._miss(mode, "ambiguous match", conf, sim, margin, tile)
-        ok, innov, s_mat = self._gate(east, north, sigma)
+            return self._miss(mode, "ambiguous match", **seen)
+        axes = self._measured_axes(tile)
+        if len(axes) == 0:
+            return self._miss(mode, "match on a corner tile (a bound only)", **seen)
+        ok, innov, s_mat, h = self._gate(east, north, sigma, axes)
         if not ok:
-            return self._miss(mode, "outlier (gated)", conf, sim, margin, tile)
-        h = np.zeros((2, 4))
-        h[0, 0] = h[1, 1] = 1.0
+            return self._miss(mode, "outlier (gated)", **seen)
+        if self.off_map and len(axes) == 2:
+            # Coming back onto the map: as much evidence as a first fix, inside the dead-reckoning gate.
+            if conf < s.init_confidence:
+                self._pending = None
+                return self._miss(mode, "no confident match", **seen)
+            if not self._consistent_with_pending(t, east, north):
+                return self._miss(mode, "waiting for a second, consistent match", **seen)
         gain = self.p @ h.T @ np.linalg.inv(s_mat)
         self.x = self.x + gain @ innov
         self.p = (np.eye(4) - gain @ h) @ self.p
         self.misses = 0
-        return self._estimate("fix", mode, conf, sim, margin, tile)
+        self._pending = None
+        if self.off_map:
+            return self._outside(mode, "match on the edge tile left behind", **seen)
+        return self._estimate("fix", mode, **seen)
 
     def _miss(self, mode: str, reason: str, conf: float = 0.0, sim: float = math.nan,
               margin: float = math.nan, tile: int = -1) -> Estimate:
         if self.x is None:
             return Estimate("no_fix", mode, confidence=conf, similarity=sim, margin=margin, tile=tile, reason=reason)
+        if self.off_map:
+            # The prediction explains the missing match: no count towards losing the track.
+            return self._outside(mode, reason, conf, sim, margin, tile)
         self.misses += 1
         if self.misses >= self.settings.lost_after:
             self.reset()
@@ -204,6 +263,12 @@ class Tracker:
         est.reason = reason
         return est
 
+    def _outside(self, mode: str, reason: str, conf: float = 0.0, sim: float = math.nan,
+                 margin: float = math.nan, tile: int = -1) -> Estimate:
+        est = self._estimate("no_fix", mode, conf, sim, margin, tile)
+        est.reason = f"outside the map; {reason}"
+        return est
+
     def _estimate(self, status: str, mode: str, conf: float, sim: float, margin: float, tile: int) -> Estimate:
         e, n, ve, vn = (float(v) for v in self.x)
-        return Estimate(status, mode, e, n, ve, vn, self.position_sigma(), conf, sim, margin, tile)
+        return Estimate(status, mode, e, n, ve, vn, self.position_sigma(), conf, sim, margin, tile, state=self.state)
