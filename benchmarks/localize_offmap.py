@@ -28,26 +28,11 @@ from typing import Any
 from cvgl_edge.bench.machine import load_average, machine_info
 from cvgl_edge.io import atomic_write, atomic_write_json
 from cvgl_edge.localize.command import run_localization
-from cvgl_edge.localize.evaluate import fix_errors
+from cvgl_edge.localize.evaluate import split_by_map
 from cvgl_edge.localize.index import load_index
 from cvgl_edge.localize.loop import LoopSettings
 from cvgl_edge.localize.mission import SyntheticMission, read_mission_spec
 from cvgl_edge.progress import console
-
-
-def split_by_map(records: list[dict[str, Any]], truth: dict, mission: SyntheticMission, margin_px: float) -> dict:
-    """On-map errors and fix rate; off-map frames given no fix vs given a (wrong) position."""
-    inside = [dict(r) for r in records if mission.inside_map(r["frame"], margin_px)]
-    outside = [r for r in records if not mission.inside_map(r["frame"])]
-    edge = len(records) - len(inside) - len(outside)
-    wrong = [r for r in outside if r["lat"] is not None]
-    off = fix_errors([dict(r) for r in wrong], truth) if wrong else {}
-    return {"on_map": fix_errors(inside, truth),
-            "off_map": {"frames": len(outside), "no_fix": len(outside) - len(wrong), "with_position": len(wrong),
-                        "with_measurement": sum(r["status"] == "fix" for r in wrong),
-                        "no_fix_share": round((len(outside) - len(wrong)) / len(outside), 4) if outside else None,
-                        "wrong_fix_median_error_m": off.get("median_error_m")},
-            "edge_frames": edge}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,8 @@ def test_margin_ignores_neighbouring_tiles():
 
 def test_tracker_follows_gates_and_loses():
     tr = Tracker(TrackerSettings(meas_sigma_m=10.0, lost_after=3))
-    assert tr.update(-1.0, _cands(0.0, 0.0), "global").status == "no_fix"      # waits for a second match
+    for t in (-2.0, -1.0):
+        assert tr.update(t, _cands(0.0, 0.0), "global").status == "no_fix"      # a chain of three first
     est = tr.update(0.0, _cands(0.0, 0.0), "global")
     assert est.status == "fix" and tr.tracking
     for k in range(1, 11):                       # 10 m/s eastwards, one frame per second
@@ -42,13 +45,36 @@ def test_tracker_follows_gates_and_loses():
     assert est.status == "no_fix" and "lost" in est.reason and not tr.tracking
 
 
-def test_tracker_needs_a_confident_first_fix():
-    tr = Tracker(TrackerSettings(init_confidence=0.5))
+def test_tracker_needs_a_chain_of_confident_consistent_matches():
+    tr = Tracker(TrackerSettings(init_confidence=0.5, init_frames=3))
     est = tr.update(0.0, _cands(0.0, 0.0, best=0.71, rival=0.70), "global")
-    assert est.status == "no_fix" and not tr.tracking
-    assert tr.update(1.0, _cands(0.0, 0.0, best=0.9, rival=0.5), "global").status == "no_fix"
-    assert tr.update(2.0, _cands(900.0, 0.0, best=0.9, rival=0.5), "global").status == "no_fix"   # inconsistent
-    assert tr.update(3.0, _cands(910.0, 0.0, best=0.9, rival=0.5), "global").status == "fix"
+    assert est.status == "no_fix" and est.reason == "no confident match" and not tr.tracking
+    assert tr.update(1.0, _cands(0.0, 0.0, best=0.9, rival=0.5), "global").reason == "1 of 3 consistent matches"
+    assert tr.update(2.0, _cands(10.0, 0.0, best=0.9, rival=0.5), "global").reason == "2 of 3 consistent matches"
+    jump = tr.update(3.0, _cands(900.0, 0.0, best=0.9, rival=0.5), "global")     # out of reach: a new chain
+    assert jump.status == "no_fix" and jump.reason == "1 of 3 consistent matches"
+    assert tr.update(4.0, _cands(910.0, 0.0, best=0.9, rival=0.5), "global").status == "no_fix"
+    assert tr.update(5.0, _cands(915.0, 0.0, best=0.71, rival=0.70), "global").reason == "no confident match"
+    for t in (6.0, 7.0):
+        assert tr.update(t, _cands(920.0, 0.0, best=0.9, rival=0.5), "global").status == "no_fix"
+    est = tr.update(8.0, _cands(930.0, 0.0, best=0.9, rival=0.5), "global")
+    assert est.status == "fix" and est.east == pytest.approx(930.0)
+
+
+def test_tracking_prefers_the_neighbour_tile_the_motion_predicts():
+    """Two neighbouring tiles nearly tie on similarity: the one where the drone must be wins."""
+    tr = Tracker(TrackerSettings(meas_sigma_m=10.0, exclusion_m=60.0, init_frames=1))
+    tr.update(0.0, _cands(0.0, 0.0), "global")
+    for k in range(1, 6):
+        tr.update(float(k), _cands(10.0 * k, 0.0), "window")
+    c = Candidates(np.array([7, 8, 9]), np.array([0.90, 0.89, 0.5], np.float32), np.array([95.0, 60.0, 600.0]),
+                   np.array([0.0, 0.0, 0.0]), 3)                 # prediction ~60 m east
+    est = tr.update(6.0, c, "window")
+    assert est.status == "fix" and est.tile == 8 and est.east == pytest.approx(60.0, abs=5.0)
+    far_rival = Candidates(np.array([7, 8]), np.array([0.92, 0.89], np.float32), np.array([400.0, 70.0]),
+                           np.array([0.0, 0.0]), 2)              # a clearly better look-alike elsewhere
+    amb = tr.update(7.0, far_rival, "window")
+    assert amb.status == "predicted" and amb.reason == "ambiguous match"
 
 
 def test_window_search_matches_brute_force(tmp_path):
@@ -80,14 +106,14 @@ def test_similarity_floor_refuses_weak_but_distinct_matches():
     """Off the map the best tile can stand out (large margin) while being weak: the floor says no."""
     free = Tracker(TrackerSettings(meas_sigma_m=10.0))
     floored = Tracker(TrackerSettings(meas_sigma_m=10.0, min_similarity=0.5))
-    for t in (0.0, 1.0):
+    for t in (0.0, 1.0, 2.0):
         weak = _cands(10.0 * t, 0.0, best=0.4, rival=0.1)     # margin 0.3: confident for the margin test
         a, b = free.update(t, weak, "global"), floored.update(t, weak, "global")
     assert a.status == "fix" and b.status == "no_fix" and "below 0.5" in b.reason and not floored.tracking
-    for t in (2.0, 3.0):
+    for t in (3.0, 4.0, 5.0):
         est = floored.update(t, _cands(10.0 * t, 0.0, best=0.8, rival=0.5), "global")
     assert est.status == "fix"                                    # strong matches still start a track
-    coast = floored.update(4.0, _cands(40.0, 0.0, best=0.45, rival=0.1), "window")
+    coast = floored.update(6.0, _cands(60.0, 0.0, best=0.45, rival=0.1), "window")
     assert coast.status == "predicted" and "below" in coast.reason
 
 
@@ -167,3 +193,12 @@ def test_off_the_map_a_far_match_does_not_bring_the_track_back(grid_coverage):
     assert tr.off_map
     far = [tr.update(26.0 + k, _nearest_tile(cov, -160.0, -160.0), "window") for k in range(6)]
     assert all(e.status == "no_fix" and e.state == "off_map" for e in far)
+
+
+def test_speed_is_capped():
+    """Matches that imply 60 m/s do not launch the prediction faster than max_speed."""
+    tr = Tracker(TrackerSettings(meas_sigma_m=5.0, max_speed=20.0, gate_chi2=1e9, init_frames=1))
+    tr.update(0.0, _cands(0.0, 0.0), "global")
+    for k in range(1, 8):
+        est = tr.update(float(k), _cands(60.0 * k, 0.0), "window")
+    assert est.status == "fix" and math.hypot(est.v_east, est.v_north) <= 20.0 + 1e-6

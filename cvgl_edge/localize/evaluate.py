@@ -45,6 +45,27 @@ def fix_errors(records: list[dict[str, Any]], truth: dict[int, dict[str, float]]
     return summary
 
 
+def split_by_map(records: list[dict[str, Any]], truth: dict[int, dict[str, float]], mission: Any,
+                 margin_px: float) -> dict[str, Any]:
+    """On-map errors and fix rate; off-map frames given "no fix" vs given a (necessarily wrong) position.
+
+    ``mission`` is a :class:`~cvgl_edge.localize.mission.SyntheticMission`. On the map means
+    the viewed point lies at least ``margin_px`` inside it; frames nearer the edge than that
+    (but on it) are counted in neither group (``edge_frames``).
+    """
+    inside = [dict(r) for r in records if mission.inside_map(r["frame"], margin_px)]
+    outside = [r for r in records if not mission.inside_map(r["frame"])]
+    edge = len(records) - len(inside) - len(outside)
+    wrong = [r for r in outside if r["lat"] is not None]
+    off = fix_errors([dict(r) for r in wrong], truth) if wrong else {}
+    return {"on_map": fix_errors(inside, truth),
+            "off_map": {"frames": len(outside), "no_fix": len(outside) - len(wrong), "with_position": len(wrong),
+                        "with_measurement": sum(r["status"] == "fix" for r in wrong),
+                        "no_fix_share": round((len(outside) - len(wrong)) / len(outside), 4) if outside else None,
+                        "wrong_fix_median_error_m": off.get("median_error_m")},
+            "edge_frames": edge}
+
+
 def plot_trajectory(path: str | Path, geomap: GeoMap, records: list[dict[str, Any]],
                     truth: dict[int, dict[str, float]] | None = None, title: str = "") -> Path:
     """PNG: the map, the true track and the fixes coloured by confidence (written atomically)."""

@@ -1,15 +1,14 @@
 """The localisation loop: frame -> pre-processing -> encoder -> search -> filter -> fix -> sinks.
 
-Search mode follows the filter: global (whole index) while lost, a window around the
-predicted position while tracking, also after the prediction has left the map (the window
-then reaches the map only where the way back is plausible). Every frame yields one record
-(a fix, a predicted position while coasting, or "no fix", with the filter's state and the
-reason) with per-stage latency in milliseconds:
+Search mode follows the filter (:meth:`Tracker.search_mode`): global (whole index) while
+lost or off the map, a window around the predicted position while tracking. Every frame
+yields one record (a fix, a predicted position while coasting, or "no fix", with the
+filter's state and the reason) with per-stage latency in milliseconds:
 
     read        getting the frame from the source (decode, render, or waiting for a new one)
     preprocess  crop to the ground footprint, north-up rotation, resize/polar, normalisation
     encode      the encoder (satellite branch), host->device->host included
-    search      top-k over the index or the window
+    search      top-k over the window or the whole index
     filter      Kalman update and gating
     total       frame captured -> record handed to the sinks (includes time the frame waited)
 
@@ -111,12 +110,12 @@ class Localizer:
         query = np.asarray(self.encoder.encode(batch), np.float32)[0]
         t2 = time.perf_counter()
         self.tracker.predict(frame.t)
-        window = self.tracker.window()
         k = self.settings.top_k
-        if window is None:
-            mode, cands = "global", self.searcher.global_search(query, k)
+        mode = self.tracker.search_mode()
+        if mode == "global":
+            cands = self.searcher.global_search(query, k)
         else:
-            mode, cands = "window", self.searcher.window_search(query, *window, k=k)
+            cands = self.searcher.window_search(query, *self.tracker.window(), k=k)
         t3 = time.perf_counter()
         est = self.tracker.update(frame.t, cands, mode)
         t4 = time.perf_counter()
