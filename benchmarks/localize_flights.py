@@ -49,9 +49,13 @@ def prepare_flight(work: Path, seed: int, args: argparse.Namespace, encoder: Any
 
 
 def run_flight(index_path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """The loop over one flight; the on-map / off-map split and the records' errors."""
+    """The loop over one flight; the on-map / off-map split and the records' errors.
+
+    The fixes go to ``fixes-<index>-<results stem>.jsonl`` beside the index, so runs that
+    share the cache but write different results keep their own records.
+    """
     folder = index_path.parent
-    fixes = folder / f"fixes-{index_path.stem}.jsonl"
+    fixes = folder / f"fixes-{index_path.stem}-{args.out.name}.jsonl"
     result = run_localization(index_path, "synthetic", fixes, LoopSettings(min_similarity=args.min_similarity),
                               model=args.model, threads=args.threads, evaluate=True, show_progress=False)
     records = [json.loads(line) for line in fixes.read_text().splitlines() if line.strip()]
