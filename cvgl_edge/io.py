@@ -1,7 +1,8 @@
-"""Atomic file writes: a crash or Ctrl-C never leaves a half-written artifact."""
+"""Atomic file writes (a crash or Ctrl-C never leaves a half-written artifact) and file hashes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -45,3 +46,12 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 def atomic_write_json(obj: Any, path: str | Path) -> Path:
     """Pretty JSON through ``atomic_write``."""
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks: identifies a map, a teacher or an ONNX file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

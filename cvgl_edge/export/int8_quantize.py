@@ -16,7 +16,6 @@ ONNX bytes and of the recipe; a matching cache is reused and calibration skipped
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
@@ -30,7 +29,7 @@ import onnx
 
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export.onnx_metadata import INPUT_NAME
-from cvgl_edge.io import atomic_write_json
+from cvgl_edge.io import atomic_write_json, file_sha256
 
 QUANTIZED_OP_TYPES = ("MatMul", "Gemm", "Conv")
 #: quantize_static options: symmetric int8 (zero point 0, as TensorRT requires), float
@@ -48,14 +47,6 @@ CACHE_FORMAT = "cvgl-edge-int8-calibration/1"
 #: Incremented each time activation ranges are computed from images (tests use it to
 #: prove a matching cache is reused).
 CALIBRATION_RUNS = 0
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _BatchReader:

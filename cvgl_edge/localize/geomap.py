@@ -18,7 +18,6 @@ a metre over the few kilometres a drone flight covers.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,15 +169,6 @@ def _reproject(src: str, dst: str, x: np.ndarray, y: np.ndarray) -> tuple[np.nda
     return np.asarray(xs, np.float64).reshape(shape), np.asarray(ys, np.float64).reshape(shape)
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes (read in 1 MiB blocks): identifies the map an index came from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def find_world_file(path: Path) -> Path | None:
     """The world file beside an image, if any (``.pgw``, ``.pngw``, ``.wld`` ...)."""
     suffixes = _WORLD_SUFFIXES.get(path.suffix.lower(), ()) + (".wld",)
@@ -232,6 +222,8 @@ def read_map(path: str | Path, corners: Corners | str | None = None, crs: str | 
         file_crs = crs
     elif crs is not None:
         file_crs = crs
+    from cvgl_edge.io import file_sha256
+
     return GeoMap(image, affine, file_crs, str(path), file_sha256(path))
 
 

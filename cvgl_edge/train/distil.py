@@ -10,7 +10,6 @@ carries ``distil`` = {teacher, teacher_sha256, temperature, relational_weight, a
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.io import file_sha256
 from cvgl_edge.losses import build_loss
 from cvgl_edge.losses.distillation import DistillationLoss
 from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
@@ -27,14 +27,6 @@ from cvgl_edge.train.loop import Trainer, TrainResult
 from cvgl_edge.train.query_view import for_dataset
 
 DISTIL_DEFAULTS = {"temperature": 0.1, "relational_weight": 1.0, "align_weight": 1.0}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def distil_settings(teacher: str | Path, **weights: float) -> dict[str, Any]:
