@@ -27,9 +27,9 @@ from cvgl_edge.bench.machine import load_average, machine_info
 from cvgl_edge.bench.timing import percentile
 from cvgl_edge.io import atomic_write, atomic_write_json
 from cvgl_edge.localize.command import run_localization
-from cvgl_edge.localize.evaluate import fix_errors, split_by_map
+from cvgl_edge.localize.evaluate import split_by_map
 from cvgl_edge.localize.loop import LoopSettings
-from cvgl_edge.localize.mission import MissionSpec, SyntheticMission, read_truth, synthetic_mission
+from cvgl_edge.localize.mission import MissionSpec, SyntheticMission, read_mission_spec, read_truth, synthetic_mission
 from cvgl_edge.progress import console
 
 
@@ -59,23 +59,15 @@ def run_flight(index_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     result = run_localization(index_path, "synthetic", fixes, LoopSettings(min_similarity=args.min_similarity),
                               model=args.model, threads=args.threads, evaluate=True, show_progress=False)
     records = [json.loads(line) for line in fixes.read_text().splitlines() if line.strip()]
-    from cvgl_edge.localize.mission import read_mission_spec
-
     mission = SyntheticMission(read_mission_spec(folder))
-    truth = read_truth(folder / "truth.csv")
-    margin = mission.spec.suggested_tile_m / 2
-    split = split_by_map(records, truth, mission, margin)
-    on_map = [dict(r) for r in records if mission.inside_map(r["frame"], margin)]
-    fix_errors(on_map, truth)                                   # adds error_m to each record
-    return {"fps": result["fps"], "split": split, "plot": result["eval"].get("plot"),
-            "on_map_errors_m": [r["error_m"] for r in on_map if r.get("error_m") is not None],
-            "on_map_frames": len(on_map)}
+    split = split_by_map(records, read_truth(folder / "truth.csv"), mission, mission.spec.suggested_tile_m / 2)
+    return {"fps": result["fps"], "split": split, "plot": result["eval"].get("plot")}
 
 
 def pooled(flights: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """All flights' frames together: on-map error percentiles and fix rate, off-map no-fix share."""
-    errors = [e for f in flights.values() for e in f["on_map_errors_m"]]
-    on_frames = sum(f["on_map_frames"] for f in flights.values())
+    errors = [e for f in flights.values() for e in f["split"]["on_map_errors_m"]]
+    on_frames = sum(f["split"]["on_map"]["frames"] for f in flights.values())
     off = [f["split"]["off_map"] for f in flights.values()]
     off_frames, off_nofix = sum(o["frames"] for o in off), sum(o["no_fix"] for o in off)
     return {"on_map_frames": on_frames, "on_map_with_position": len(errors),

@@ -51,14 +51,16 @@ def split_by_map(records: list[dict[str, Any]], truth: dict[int, dict[str, float
 
     ``mission`` is a :class:`~cvgl_edge.localize.mission.SyntheticMission`. On the map means
     the viewed point lies at least ``margin_px`` inside it; frames nearer the edge than that
-    (but on it) are counted in neither group (``edge_frames``).
+    (but on it) are counted in neither group (``edge_frames``). ``on_map_errors_m`` lists the
+    on-map frames' errors, for pooling flights.
     """
     inside = [dict(r) for r in records if mission.inside_map(r["frame"], margin_px)]
     outside = [r for r in records if not mission.inside_map(r["frame"])]
     edge = len(records) - len(inside) - len(outside)
     wrong = [r for r in outside if r["lat"] is not None]
     off = fix_errors([dict(r) for r in wrong], truth) if wrong else {}
-    return {"on_map": fix_errors(inside, truth),
+    on_map = fix_errors(inside, truth)                          # also adds error_m to each record
+    return {"on_map": on_map, "on_map_errors_m": [r["error_m"] for r in inside if r.get("error_m") is not None],
             "off_map": {"frames": len(outside), "no_fix": len(outside) - len(wrong), "with_position": len(wrong),
                         "with_measurement": sum(r["status"] == "fix" for r in wrong),
                         "no_fix_share": round((len(outside) - len(wrong)) / len(outside), 4) if outside else None,

@@ -198,8 +198,8 @@ class Tracker:
         limit = self.settings.gate_chi2 if len(axes) == 2 else chi2_quantile_1dof(self.settings.gate_chi2)
         return d2 <= limit, d2, innov, s_mat, h
 
-    def _associate(self, cands: Candidates) -> int:
-        """The candidate to use while tracking: appearance and motion together.
+    def _associate(self, cands: Candidates) -> tuple[int, np.ndarray]:
+        """The candidate to use while tracking, and the axes a match on it measures.
 
         Why not simply the most similar tile: with a small model the right tile is often
         second or third by similarity, next to a look-alike far away. Each gated candidate is
@@ -209,31 +209,28 @@ class Tracker:
         so a pick that a clearly better tile elsewhere outshines counts as ambiguous.
         """
         s = self.settings
+        axes = [self._measured_axes(int(tile)) for tile in cands.ids]
         best, best_score = 0, -math.inf
-        for i in range(len(cands)):
-            axes = self._measured_axes(int(cands.ids[i]))
-            if len(axes) == 0:
+        for i, measured in enumerate(axes):
+            if len(measured) == 0:
                 continue
-            ok, d2, *_ = self._gate(float(cands.east[i]), float(cands.north[i]), s.meas_sigma_m, axes)
+            ok, d2, *_ = self._gate(float(cands.east[i]), float(cands.north[i]), s.meas_sigma_m, measured)
             score = float(cands.sims[i]) / s.margin_scale - 0.5 * d2
             if ok and score > best_score:
                 best, best_score = i, score
-        return best
+        return best, axes[best]
 
-    def _extend_chain(self, t: float, cands: Candidates) -> bool:
-        """Feed one frame's global candidates; True once ``init_frames`` confident best matches in a row
+    def _extend_chain(self, t: float, east: float, north: float, conf: float) -> bool:
+        """Feed one frame's global best match; True once ``init_frames`` confident best matches in a row
         lie at places a drone can link (each within reach of the one before).
 
         Why a chain: one confident match, or two on consecutive, nearly identical frames, is
         what a look-alike place produces too; a run of them that moves like a drone is not.
         """
         s = self.settings
-        conf = margin_confidence(similarity_margin(cands, s.exclusion_m), s.margin_scale) if len(cands) else 0.0
-        weak = s.min_similarity is not None and len(cands) > 0 and float(cands.sims[0]) < s.min_similarity
-        if conf < s.init_confidence or weak:
+        if conf < s.init_confidence:
             self._chain = []
             return False
-        east, north = float(cands.east[0]), float(cands.north[0])
         if self._chain:
             t0, e0, n0 = self._chain[-1]
             if math.hypot(east - e0, north - n0) > 3 * s.meas_sigma_m + s.max_speed * max(t - t0, 0.0):
@@ -250,13 +247,12 @@ class Tracker:
             return self._acquire(t, mode, cands)
         if len(cands) == 0:
             return self._miss(mode, "no tiles in the search window")
-        pick = self._associate(cands)
+        pick, axes = self._associate(cands)
         seen = self._seen(cands, pick)
         if s.min_similarity is not None and seen["sim"] < s.min_similarity:
             return self._miss(mode, f"best similarity {seen['sim']:.3f} below {s.min_similarity:g}", **seen)
         if seen["conf"] < s.min_confidence:
             return self._miss(mode, "ambiguous match", **seen)
-        axes = self._measured_axes(seen["tile"])
         if len(axes) == 0:
             return self._miss(mode, "match on a corner tile (a bound only)", **seen)
         east, north = float(cands.east[pick]), float(cands.north[pick])
@@ -315,7 +311,7 @@ class Tracker:
             if not self._gate(east, north, s.meas_sigma_m, np.array([0, 1]))[0]:
                 self._chain = []
                 return self._outside(mode, "match out of reach", **seen)
-        if not self._extend_chain(t, cands):
+        if not self._extend_chain(t, east, north, seen["conf"]):
             reason = "no confident match" if not self._chain else \
                 f"{len(self._chain)} of {s.init_frames} consistent matches"
             return self._miss(mode, reason, **seen)
