@@ -149,7 +149,10 @@ selective_scan_fwd_kernel(const SelectiveScanParams p) {
                 out[ch * p.out_dim_stride + lo + t] = from_float<T>(y);
             }
         }
-        __syncthreads();  // the next chunk overwrites shared memory
+        // Before the next chunk is staged. Not needed today (each thread stages exactly the
+        // elements it alone read in the epilogue, and s_y is written only after the next
+        // staging barrier), but kept so that a change of either index mapping cannot race.
+        __syncthreads();
     }
 }
 
@@ -178,7 +181,7 @@ extern "C" int cvgl_selective_scan_forward(const SelectiveScanParams* p, cudaStr
     if (!p->u || !p->delta || !p->B || !p->C || !p->out || !p->A ||
         (p->has_D && !p->D) || (p->has_z && !p->z) || (p->has_delta_bias && !p->delta_bias))
         return CVGL_SCAN_ERR_NULL;
-    const int64_t cblocks = (p->dim + kChannels - 1) / kChannels;
+    const int64_t cblocks = (static_cast<int64_t>(p->dim) + kChannels - 1) / kChannels;  // no int32 overflow
     const int64_t blocks = cblocks * p->batch;
     if (blocks > 0x7fffffffLL) return CVGL_SCAN_ERR_SHAPE;
     const dim3 grid(static_cast<unsigned>(blocks)), block(kThreads);

@@ -3,7 +3,9 @@
 
 #include "selective_scan.cuh"
 
+#include <cstdio>
 #include <cstring>
+#include <limits>
 #include <new>
 
 using namespace nvinfer1;
@@ -19,12 +21,59 @@ enum Input : int32_t { kU = 0, kDelta, kA, kB, kC, kD, kZ, kDeltaBias };
 
 ILoggerFinder* gLoggerFinder = nullptr;
 
+// TensorRT's logger when the loader gave us one (loadLibrary, trtexec --dynamicPlugins call
+// setLoggerFinder), else stderr: a refused shape must never go unreported.
 void logError(char const* msg) noexcept {
-    if (gLoggerFinder) {
-        if (ILogger* logger = gLoggerFinder->findLogger()) {
-            logger->log(ILogger::Severity::kERROR, msg);
-        }
+    ILogger* logger = gLoggerFinder ? gLoggerFinder->findLogger() : nullptr;
+    if (logger) {
+        logger->log(ILogger::Severity::kERROR, msg);
+    } else {
+        std::fprintf(stderr, "[cvgl] ERROR: %s\n", msg);
     }
+}
+
+// Two extents agree when equal or when either is not known yet (-1 while building).
+bool agree(int64_t a, int64_t b) noexcept { return a < 0 || b < 0 || a == b; }
+
+bool fitsInt32(int64_t extent) noexcept { return extent <= std::numeric_limits<int32_t>::max(); }
+
+// What is wrong with the shapes of the eight inputs, or nullptr when they fit the contract:
+// u, delta, z (B, Dc, L); A (Dc, N); B, C (B, N, L) with 1 <= N <= 16; D, delta_bias (Dc,).
+// Unused placeholders (has_* = 0) are not looked at. The kernel indexes A with B's N and
+// every tensor with u's extents, so any mismatch here would read out of bounds.
+char const* shapeProblem(Dims const* d, ScanAttributes const& attrs) noexcept {
+    Dims const& u = d[kU];
+    if (u.nbDims != 3 || d[kDelta].nbDims != 3 || d[kB].nbDims != 3 || d[kC].nbDims != 3 ||
+        (attrs.has_z && d[kZ].nbDims != 3))
+        return "cvgl SelectiveScan: u, delta, z, B and C must be 3-D";
+    if (d[kA].nbDims != 2 || (attrs.has_D && d[kD].nbDims != 1) ||
+        (attrs.has_delta_bias && d[kDeltaBias].nbDims != 1))
+        return "cvgl SelectiveScan: A must be 2-D, D and delta_bias 1-D";
+    for (int32_t i = 0; i < 3; ++i) {
+        if (!agree(d[kDelta].d[i], u.d[i]) || (attrs.has_z && !agree(d[kZ].d[i], u.d[i])))
+            return "cvgl SelectiveScan: delta and z must have u's shape (batch, Dc, L)";
+    }
+    int64_t const n = d[kB].d[1];
+    for (int32_t io : {kB, kC}) {
+        if (!agree(d[io].d[0], u.d[0]) || !agree(d[io].d[2], u.d[2]))
+            return "cvgl SelectiveScan: B and C must be (batch, N, L) with u's batch and L";
+    }
+    if (!agree(d[kC].d[1], n)) return "cvgl SelectiveScan: B and C must have the same state size N";
+    if (n != -1 && (n < 1 || n > CVGL_SCAN_MAX_DSTATE)) return "cvgl SelectiveScan: state size N must be in 1..16";
+    if (!agree(d[kA].d[0], u.d[1]) || !agree(d[kA].d[1], n) || !agree(d[kA].d[1], d[kC].d[1]))
+        return "cvgl SelectiveScan: A must be (Dc, N) with u's Dc and the N of B and C";
+    if ((attrs.has_D && !agree(d[kD].d[0], u.d[1])) || (attrs.has_delta_bias && !agree(d[kDeltaBias].d[0], u.d[1])))
+        return "cvgl SelectiveScan: D and delta_bias must have length Dc";
+    if (!fitsInt32(u.d[0]) || !fitsInt32(u.d[1]) || !fitsInt32(u.d[2]))
+        return "cvgl SelectiveScan: batch, Dc and L must each fit in 32 bits";
+    return nullptr;
+}
+
+// Logs ``problem`` (when there is one) and turns it into TensorRT's status code.
+int32_t report(char const* problem) noexcept {
+    if (!problem) return 0;
+    logError(problem);
+    return 1;
 }
 
 bool isFloatType(DataType t) noexcept {
@@ -80,21 +129,11 @@ int32_t SelectiveScanPlugin::getNbOutputs() const noexcept { return 1; }
 int32_t SelectiveScanPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
     DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept {
     if (nbInputs != kNbInputs || nbOutputs != 1 || !in || !out) {
-        logError("cvgl SelectiveScan: expects 8 inputs and 1 output");
-        return 1;
+        return report("cvgl SelectiveScan: expects 8 inputs and 1 output");
     }
-    Dims const& u = in[kU].desc.dims;
-    Dims const& b = in[kB].desc.dims;
-    if (u.nbDims != 3 || b.nbDims != 3 || in[kA].desc.dims.nbDims != 2) {
-        logError("cvgl SelectiveScan: u/delta/z/B/C must be 3-D and A 2-D");
-        return 1;
-    }
-    int64_t const dstate = b.d[1];  // -1 when dynamic
-    if (dstate != -1 && (dstate < 1 || dstate > CVGL_SCAN_MAX_DSTATE)) {
-        logError("cvgl SelectiveScan: state size N must be in 1..16");
-        return 1;
-    }
-    return 0;
+    Dims dims[kNbInputs];
+    for (int32_t i = 0; i < kNbInputs; ++i) dims[i] = in[i].desc.dims;
+    return report(shapeProblem(dims, mAttrs));
 }
 
 int32_t SelectiveScanPlugin::getOutputDataTypes(
@@ -127,7 +166,7 @@ bool SelectiveScanPlugin::supportsFormatCombination(
         case kNbInputs:  // output
             return d.type == dataType;
         case kZ:
-            // used: same dtype as u; unused (1,) placeholder: fp32 as the exporter writes it
+            // used: same dtype as u; unused (1,) placeholder: any float (the exporter writes it in u's dtype)
             return mAttrs.has_z ? d.type == dataType : isFloatType(d.type);
         case kA:
             // fp32 normally; a graph cast wholesale may carry A in u's dtype
@@ -148,11 +187,18 @@ size_t SelectiveScanPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* /*in
 }
 
 int32_t SelectiveScanPlugin::onShapeChange(
-    PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
-    if (nbInputs != kNbInputs || nbOutputs != 1 || !in) return 1;
-    Dims const& b = in[kB].dims;
-    if (in[kU].dims.nbDims != 3 || b.nbDims != 3 || b.d[1] < 1 || b.d[1] > CVGL_SCAN_MAX_DSTATE) return 1;
-    return 0;
+    PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out, int32_t nbOutputs) noexcept {
+    if (nbInputs != kNbInputs || nbOutputs != 1 || !in || !out) {
+        return report("cvgl SelectiveScan: expects 8 inputs and 1 output");
+    }
+    Dims dims[kNbInputs];
+    for (int32_t i = 0; i < kNbInputs; ++i) {
+        dims[i] = in[i].dims;
+        for (int32_t k = 0; k < dims[i].nbDims; ++k) {
+            if (dims[i].d[k] < 0) return report("cvgl SelectiveScan: a runtime shape is not fully known");
+        }
+    }
+    return report(shapeProblem(dims, mAttrs));
 }
 
 int32_t SelectiveScanPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,
@@ -244,9 +290,11 @@ IPluginV3* SelectiveScanPluginCreator::createPlugin(
             }
         }
     }
-    if (attrs.direction != 0 && attrs.direction != 1) {
-        logError("cvgl SelectiveScan: direction must be 0 or 1");
-        return nullptr;
+    for (int32_t flag : {attrs.direction, attrs.delta_softplus, attrs.has_D, attrs.has_z, attrs.has_delta_bias}) {
+        if (flag != 0 && flag != 1) {
+            logError("cvgl SelectiveScan: direction, delta_softplus, has_D, has_z and has_delta_bias must be 0 or 1");
+            return nullptr;
+        }
     }
     return new (std::nothrow) SelectiveScanPlugin(attrs);
 }
@@ -271,10 +319,4 @@ extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCrea
     static nvinfer1::IPluginCreatorInterface* const sCreators[] = {&creatorInstance()};
     nbCreators = 1;
     return sCreators;
-}
-
-extern "C" int cvgl_register_plugins(void) {
-    nvinfer1::IPluginRegistry* registry = getPluginRegistry();
-    if (!registry) return 1;
-    return registry->registerCreator(creatorInstance(), cvgl::kNamespace) ? 0 : 1;
 }

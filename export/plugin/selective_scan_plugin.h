@@ -90,10 +90,10 @@ private:
 
 }  // namespace cvgl
 
-// Plugin-library entry points (IPluginRegistry::loadLibrary, trtexec --dynamicPlugins,
-// Python trt.get_plugin_registry().load_library). cvgl_register_plugins() registers the
-// creator in the process-wide registry for callers that only dlopen/ctypes.CDLL the library;
-// do not call it *and* loadLibrary the same file (the second registration is refused).
+// Plugin-library entry points, the two that IPluginRegistry::loadLibrary, trtexec
+// --dynamicPlugins and Python's trt.get_plugin_registry().load_library look up. Neither needs a
+// libnvinfer symbol, so one library serves every TensorRT from 10.3 to 11.x (it links no
+// libnvinfer; export/CMakeLists.txt links with --no-undefined to keep it that way).
 #if defined(_WIN32)
 #define CVGL_PLUGIN_API __declspec(dllexport)
 #else
@@ -102,5 +102,4 @@ private:
 extern "C" {
 CVGL_PLUGIN_API void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
 CVGL_PLUGIN_API nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
-CVGL_PLUGIN_API int cvgl_register_plugins(void);
 }

@@ -11,10 +11,10 @@ Used by tests/test_native_gpu.py for parity with cvgl_edge.ops.selective_scan_re
 from __future__ import annotations
 
 import ctypes
-import os
-import shutil
 import subprocess
 from pathlib import Path
+
+from cvgl_edge.export import native_toolchain
 
 CSRC = Path(__file__).resolve().parent.parent / "csrc"
 KERNEL_SOURCE = CSRC / "selective_scan_kernel.cu"
@@ -51,13 +51,8 @@ class SelectiveScanParams(ctypes.Structure):
 
 
 def find_nvcc() -> str | None:
-    found = shutil.which("nvcc")
-    if found:
-        return found
-    for candidate in ("/usr/local/bin/nvcc", "/usr/local/cuda/bin/nvcc"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    found = native_toolchain.find_nvcc()
+    return str(found) if found else None
 
 
 def build_library(out_dir: str | Path, archs: tuple[str, ...] | None = None) -> Path:
