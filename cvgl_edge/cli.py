@@ -296,7 +296,8 @@ def export_command(
     eval_data: Optional[str] = typer.Option(None, help="Verification: dataset whose val split is used (default: the data the checkpoint was trained on). " + DATA_HELP),
     max_r1_drop: Optional[float] = typer.Option(None, help="Verification: largest allowed R@1 drop in points (default per precision: fp16 0.5, int8 2.0; fp32 is held to cosine >= 0.9999)."),
     eval_pairs: Optional[int] = typer.Option(None, hidden=True, help="Old name of --verify-pairs (0: --no-verify)."),
-    plugin_lib: Path = typer.Option(None, help="Engine: cvgl_trt_plugins library serving SelectiveScan (default: the standard-op body is built)."),
+    plugin_lib: Path = typer.Option(None, help="Engine: cvgl_trt_plugins library serving SelectiveScan (default: the one `cvgl-edge plugin build` made for this TensorRT and GPU, else the standard-op scan; not with TensorRT-RTX)."),
+    use_plugin: bool = typer.Option(True, "--plugin/--no-plugin", help="Engine: --no-plugin builds the scan from standard ops (a TensorRT loop) even when a plugin was built."),
     max_batch: int = typer.Option(8, help="Engine: largest batch of the optimisation profile."),
     opt_batch: int = typer.Option(1, help="Engine: batch the profile is tuned for."),
     workspace_mb: int = typer.Option(1024, help="Engine: builder workspace memory pool limit (MiB)."),
@@ -310,7 +311,7 @@ def export_command(
                             precision=precision, opset=opset, check_images=check_images,
                             calibration=calibration, verify=verify, verify_pairs=verify_pairs,
                             eval_data=eval_data, eval_pairs=eval_pairs, max_r1_drop=max_r1_drop,
-                            plugin_lib=plugin_lib, max_batch=max_batch, opt_batch=opt_batch,
+                            plugin_lib=plugin_lib, use_plugin=use_plugin, max_batch=max_batch, opt_batch=opt_batch,
                             workspace_mb=workspace_mb, int8_mode=int8_mode)
     reports = run_export(request)
     _write_json({"reports": reports}, json_out)
@@ -392,13 +393,15 @@ def doctor(
 
 
 def _register_subsystem_commands() -> None:
-    """Commands whose modules live with their subsystem (bench/, localize/)."""
+    """Commands whose modules live with their subsystem (bench/, localize/, export/)."""
     from cvgl_edge.bench.command import bench_command
+    from cvgl_edge.export.plugin_command import plugin_app
     from cvgl_edge.localize.command import index_app, localize_command
 
     app.command("bench")(bench_command)
     app.command("localize")(localize_command)
     app.add_typer(index_app, name="index")
+    app.add_typer(plugin_app, name="plugin")
 
 
 _register_subsystem_commands()

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 import cvgl_edge
+from cvgl_edge.export.plugin_cache import list_builds
 
 
 def _version(module: str) -> str:
@@ -44,4 +45,8 @@ def environment_report() -> dict[str, Any]:
     report["scan backend (cpu)"] = ops.active_backend(torch.device("cpu"))
     if torch.cuda.is_available():
         report["scan backend (cuda)"] = ops.active_backend(torch.device("cuda"))
+    builds = list_builds()
+    report["tensorrt plugin (cvgl-edge plugin build)"] = "; ".join(
+        f"TensorRT {b.tensorrt_major_minor} sm_{'/'.join(map(str, b.architectures))}: {b.library}" for b in builds
+    ) or "none built"
     return report

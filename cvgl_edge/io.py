@@ -1,12 +1,14 @@
-"""Atomic file writes (a crash or Ctrl-C never leaves a half-written artifact) and file hashes."""
+"""Atomic file writes (a crash or Ctrl-C never leaves a half-written artifact), locks and file hashes."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +57,18 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an advisory lock on ``path`` (created if absent) while the block runs, waiting for
+    any other holder first: two processes writing one artifact take turns instead of mixing.
+    The kernel drops the lock when its holder dies, so a killed run never blocks the next."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,10 +1,10 @@
 """TensorRT 10.x implicit INT8 (entropy calibrator + cache) and the engine sidecar's GPU facts.
 
 Nothing here runs real TensorRT 10.x: this machine has no GPU and only tensorrt_rtx (which is
-strongly typed only). The build logic runs against ``FakeTrt`` below, a small stand-in for the
-``tensorrt`` module that behaves like the documented builder in the parts used: it creates
-weakly/strongly typed networks, maps each ONNX node to a layer named after it (plus the loop
-and ``node_of_*`` layers the parser makes from the scan function), and at build time calls the
+strongly typed only). The build logic runs against ``FakeTrt`` (tests/fake_tensorrt.py), a small
+stand-in for the ``tensorrt`` module that behaves like the documented builder in the parts used:
+it maps each ONNX node to a layer named after it (the SelectiveScan node to the loop and
+``node_of_*`` layers the parser makes from the scan function), and at build time calls the
 calibrator like TensorRT does (read cache -> else get_batch until None -> write cache).
 Device memory is a numpy fake, so the images TensorRT would read can be compared with the
 recipe's. The real build is ``test_real_tensorrt10_implicit_int8`` (``@pytest.mark.gpu``).
@@ -24,239 +24,24 @@ from onnx import TensorProto, helper
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export import trt_engine_step, trt_gpu_facts, trt_implicit_int8
 from cvgl_edge.export.calibration import calibration_images, recipe_from_dict
-from cvgl_edge.export.trt_backend import TrtBackend
 from cvgl_edge.export.trt_build import EngineOptions, build_engine, read_sidecar
 from cvgl_edge.export.trt_cache import parse_trt_cache
 from cvgl_edge.export.trt_calibrator import CacheKey, cache_status, key_path, padded_batches
+from fake_tensorrt import fake_backend, scan_model, scan_node
+from fake_tensorrt import make_enum as _enum
 
 H, W = 32, 128
 RECIPE = dict(name="test", dataset="synthetic:48", split="train", count=16, batch_size=8, seed=3, polar=False)
 SIZES = {"ground": (H, W), "satellite": (64, 64)}
 
 
-# ----------------------------------------------------------------------------- a fake `tensorrt`
-class _Member:
-    def __init__(self, enum: str, name: str, value: int) -> None:
-        self.name, self.value, self._enum = name, value, enum
-
-    def __str__(self) -> str:
-        return f"{self._enum}.{self.name}"
-
-    __repr__ = __str__
-
-    def __int__(self) -> int:
-        return self.value
-
-
-def _enum(enum: str, *names: str) -> SimpleNamespace:
-    return SimpleNamespace(**{n: _Member(enum, n, i) for i, n in enumerate(names)})
-
-
-class FakeTensor:
-    def __init__(self, name: str, dtype: object, shape: tuple = (-1,)) -> None:
-        self.name, self.dtype, self.shape = name, dtype, shape
-
-
-class FakeLayer:
-    def __init__(self, trt: "FakeTrt", name: str, kind: str, outputs: list[object]) -> None:
-        self.name, self.type = name, getattr(trt.LayerType, kind)
-        self.precision = None
-        self.output_types: dict[int, object] = {}
-        self._outputs = [FakeTensor(f"{name}:{i}", d) for i, d in enumerate(outputs)]
-
-    @property
-    def num_outputs(self) -> int:
-        return len(self._outputs)
-
-    def get_output(self, i: int) -> FakeTensor:
-        return self._outputs[i]
-
-    def set_output_type(self, i: int, dtype: object) -> None:
-        self.output_types[i] = dtype
-
-
-_OP_LAYERS = {"MatMul": "MATRIX_MULTIPLY", "Pow": "ELEMENTWISE", "ReduceMean": "REDUCE", "Sqrt": "UNARY",
-              "Div": "ELEMENTWISE", "Shape": "SHAPE", "Sigmoid": "ACTIVATION", "ReduceL2": "REDUCE"}
-
-
-class FakeNetwork:
-    def __init__(self, trt: "FakeTrt", flags: int) -> None:
-        self.trt, self.flags, self.layers = trt, flags, []
-        self.inputs = [FakeTensor("images", "DataType.FLOAT", (-1, 3, H, W))]
-        self.outputs = [FakeTensor("descriptors", "DataType.FLOAT", (-1, 8))]
-
-    num_layers = property(lambda self: len(self.layers))
-    num_inputs = property(lambda self: len(self.inputs))
-    num_outputs = property(lambda self: len(self.outputs))
-
-    def get_layer(self, i: int) -> FakeLayer:
-        return self.layers[i]
-
-    def get_input(self, i: int) -> FakeTensor:
-        return self.inputs[i]
-
-    def get_output(self, i: int) -> FakeTensor:
-        return self.outputs[i]
-
-
-class FakeParser:
-    def __init__(self, network: FakeNetwork, logger: object) -> None:
-        self.network, self.num_errors = network, 0
-
-    def parse_from_file(self, path: str) -> bool:
-        trt = self.network.trt
-        for node in onnx.load(path).graph.node:
-            kind = _OP_LAYERS.get(node.op_type, "ELEMENTWISE")  # ops the small test graphs lack
-            out = trt.int32 if kind == "SHAPE" else trt.float32
-            self.network.layers.append(FakeLayer(trt, node.name, kind, [out]))
-        # What the real parser makes of the inlined SelectiveScan function (a TensorRT loop).
-        for name, kind, outs in [("(Unnamed Layer* 90) [TripLimit]", "TRIP_LIMIT", []),
-                                 ("(Unnamed Layer* 91) [Iterator]", "ITERATOR", [trt.float32]),
-                                 ("node_of_h_last", "RECURRENCE", [trt.float32]),
-                                 ("node_of_dA", "ELEMENTWISE", [trt.float32]),
-                                 ("node_of_delta_f", "CAST", [trt.float32]),
-                                 ("node_of_idx", "ELEMENTWISE", [trt.int32]),
-                                 ("(Unnamed Layer* 95) [LoopOutput]", "LOOP_OUTPUT", [trt.float32])]:
-            self.network.layers.append(FakeLayer(trt, name, kind, outs))
-        return True
-
-
-class FakeProfile:
-    def __init__(self) -> None:
-        self.shapes: dict[str, tuple] = {}
-
-    def set_shape(self, name: str, lo: tuple, opt: tuple, hi: tuple) -> None:
-        self.shapes[name] = (tuple(lo), tuple(opt), tuple(hi))
-
-
-class FakeConfig:
-    def __init__(self) -> None:
-        self.flags: set[str] = set()
-        self.int8_calibrator = None
-        self.profiles: list[FakeProfile] = []
-        self.calibration_profile: FakeProfile | None = None
-
-    def set_memory_pool_limit(self, pool: object, size: int) -> None:
-        self.workspace = size
-
-    def set_flag(self, flag: _Member) -> None:
-        self.flags.add(flag.name)
-
-    def add_optimization_profile(self, profile: FakeProfile) -> None:
-        self.profiles.append(profile)
-
-    def set_calibration_profile(self, profile: FakeProfile) -> None:
-        self.calibration_profile = profile
-
-
-class FakeMemory:
-    """``DeviceMemory`` stand-in: "device" buffers are numpy arrays found by address."""
-
-    def __init__(self) -> None:
-        self.buffers: dict[int, np.ndarray] = {}
-        self.closed = False
-
-    def alloc(self, shape: tuple, dtype: object) -> SimpleNamespace:
-        array = np.zeros(shape, dtype)
-        self.buffers[array.ctypes.data] = array
-        return SimpleNamespace(ptr=array.ctypes.data, shape=shape, dtype=np.dtype(dtype), owner=array)
-
-    def upload(self, host: np.ndarray, dst: SimpleNamespace) -> None:
-        dst.owner[...] = host
-
-    def synchronize(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class FakeBuilder:
-    def __init__(self, trt: "FakeTrt", logger: object) -> None:
-        self.trt, self.logger = trt, logger
-
-    def create_network(self, flags: int) -> FakeNetwork:
-        self.trt.last_network = FakeNetwork(self.trt, flags)
-        return self.trt.last_network
-
-    def create_builder_config(self) -> FakeConfig:
-        self.trt.last_config = FakeConfig()
-        return self.trt.last_config
-
-    def create_optimization_profile(self) -> FakeProfile:
-        return FakeProfile()
-
-    def build_serialized_network(self, network: FakeNetwork, config: FakeConfig) -> bytes | None:
-        """Like TensorRT with INT8 + a calibrator: read the cache, else calibrate, then write the cache."""
-        trt, cal = self.trt, config.int8_calibrator
-        trt.builds += 1
-        if "INT8" in config.flags and cal is not None:
-            cached = cal.read_calibration_cache()
-            if cached is None:
-                batch_shape = config.calibration_profile.shapes["images"][1]
-                assert cal.get_batch_size() == batch_shape[0]
-                seen = []
-                while (ptrs := cal.get_batch(["images"])):
-                    image = trt.memory.buffers[ptrs[0]]
-                    assert image.shape == batch_shape
-                    seen.append(image.copy())
-                trt.calibration_batches.append(seen)
-                if not seen:
-                    self.logger.log(trt.ILogger.Severity.ERROR, "Calibration failure: no scaling factors detected")
-                    return None
-                scale = np.float32(np.abs(np.stack(seen)).mean() / 127)  # any statistic of the data seen
-                text = f"TRT-100300-EntropyCalibration2\nimages: {int(scale.view(np.uint32)):08x}\n"
-                cal.write_calibration_cache(memoryview(text.encode()))
-        return b"fake-engine:" + ",".join(sorted(config.flags)).encode()
-
-
-class FakeTrt(SimpleNamespace):
-    """The parts of ``tensorrt`` 10.x that trt_build / trt_implicit_int8 touch."""
-
-    def __init__(self, version: str = "10.3.0", calibrators: bool = True) -> None:
-        super().__init__()
-        self.__version__ = version
-        self.float32, self.float16, self.int32 = "DataType.FLOAT", "DataType.HALF", "DataType.INT32"
-        self.LayerType = _enum("LayerType", *sorted(set(_OP_LAYERS.values()) | {
-            "TRIP_LIMIT", "ITERATOR", "RECURRENCE", "LOOP_OUTPUT", "CAST", "CONSTANT", "PLUGIN_V3"}))
-        self.BuilderFlag = _enum("BuilderFlag", "FP16", "INT8", "PREFER_PRECISION_CONSTRAINTS",
-                                 "OBEY_PRECISION_CONSTRAINTS")
-        if not calibrators:
-            del self.BuilderFlag.INT8
-        self.NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag", "EXPLICIT_BATCH", "STRONGLY_TYPED")
-        self.MemoryPoolType = _enum("MemoryPoolType", "WORKSPACE")
-        self.memory = FakeMemory()
-        self.builds, self.calibration_batches = 0, []
-        self.last_network = self.last_config = None
-
-        class Severity:
-            INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
-
-        class ILogger:
-            def __init__(self) -> None:
-                pass
-
-        ILogger.Severity = Severity
-        self.ILogger = ILogger
-        if calibrators:
-            class IInt8EntropyCalibrator2:
-                def __init__(self) -> None:
-                    self.base_initialised = True
-
-            self.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
-        self.Builder = lambda logger: FakeBuilder(self, logger)
-        self.OnnxParser = FakeParser
-
-
-def fake_backend(version: str = "10.3.0", flavour: str = "tensorrt", **kw) -> TrtBackend:
-    return TrtBackend(FakeTrt(version, **kw), flavour, version)
-
-
 # ----------------------------------------------------------------------------- fixtures
 def _fp32_onnx(path: Path, model_sha: str = "w" * 64, precision: str = "fp32") -> Path:
-    """A small FP32 file with cvgl-edge metadata; node names/ops as the exporter writes them."""
+    """A small FP32 file with cvgl-edge metadata; node names/ops as the exporter writes them
+    (one SelectiveScan node and the scan's local function)."""
     nodes = [helper.make_node("Shape", ["images"], ["shp"], name="node_Shape_0"),
-             helper.make_node("MatMul", ["images", "w"], ["x"], name="node_linear"),
+             helper.make_node("MatMul", ["images", "w"], ["xl"], name="node_linear"),
+             scan_node("node_selective_scan", "xl", "x"),
              helper.make_node("Pow", ["x", "two"], ["x2"], name="node_pow_1"),
              helper.make_node("ReduceMean", ["x2"], ["ms"], name="node_mean"),
              helper.make_node("Sqrt", ["ms"], ["rms"], name="node_Sqrt_60"),
@@ -264,7 +49,7 @@ def _fp32_onnx(path: Path, model_sha: str = "w" * 64, precision: str = "fp32") -
              helper.make_node("Sigmoid", ["xn"], ["descriptors"], name="node_Sigmoid_64")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, H, W])],
                               [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["N", 8])])
-    model = helper.make_model(graph)
+    model = scan_model(graph)
     helper.set_model_props(model, {"model_name": "geossm-nano", "view": "ground", "input_size": json.dumps([H, W]),
                                    "model_config": json.dumps({"ground_size": [H, W], "satellite_size": [64, 64]}),
                                    "model_sha256": model_sha, "descriptor_dim": "8", "precision": precision})
@@ -445,7 +230,7 @@ def test_no_gpu_for_calibration_is_one_line_error(tmp_path, monkeypatch):
 def _request(tmp_path: Path, **kw) -> SimpleNamespace:
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps(RECIPE))
-    base = dict(out=tmp_path, max_batch=4, opt_batch=1, workspace_mb=64, plugin_lib=None, precision="int8",
+    base = dict(out=tmp_path, max_batch=4, opt_batch=1, workspace_mb=64, plugin_lib=None, use_plugin=True, precision="int8",
                 int8_mode="implicit", calibration=recipe, checkpoint=tmp_path / "unused.pt", trusted=False)
     return SimpleNamespace(**{**base, **kw})
 

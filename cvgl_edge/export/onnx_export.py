@@ -133,14 +133,9 @@ def expected_scan_nodes(model: nn.Module, view: str) -> int:
     return 2 * sum(isinstance(m, BiMambaMixer) for m in branch.modules())
 
 
-def count_scan_nodes(model: onnx.ModelProto) -> int:
-    """Number of cvgl.SelectiveScan nodes in the main graph."""
-    return sum(contract.is_scan_node(n) for n in model.graph.node)
-
-
 def _attach_scan_function(model: onnx.ModelProto, opset: int) -> None:
     for function in model.functions:
-        if function.domain == contract.DOMAIN and function.name == contract.OP_TYPE:
+        if contract.is_scan_function(function):
             raise CvglError("the exporter already wrote a cvgl.SelectiveScan function")  # pragma: no cover
     model.functions.append(build_scan_function(opset))
     domains = {o.domain: o.version for o in model.opset_import}
@@ -170,7 +165,7 @@ def export_branch(
     model_sha256 = model_sha256 or state_dict_sha256(model)
     traced, dtype = (half_model(model), torch.float16) if precision == "fp16" else (model, torch.float32)
     onnx_model = _trace(traced, view, opset, dtype)
-    scans, expected = count_scan_nodes(onnx_model), expected_scan_nodes(model, view)
+    scans, expected = contract.count_scan_nodes(onnx_model), expected_scan_nodes(model, view)
     if expected and scans == 0:
         raise CvglError("the exported graph holds no SelectiveScan node: the scan was not lowered")
     if scans:

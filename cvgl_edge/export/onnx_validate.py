@@ -54,7 +54,7 @@ def scan_structure(model: onnx.ModelProto) -> dict:
     """Scan node count, directions and whether the local function is present."""
     nodes = [n for n in model.graph.node if contract.is_scan_node(n)]
     directions = [onnx.helper.get_node_attr_value(n, "direction") for n in nodes]
-    function = any(f.domain == contract.DOMAIN and f.name == contract.OP_TYPE for f in model.functions)
+    function = any(contract.is_scan_function(f) for f in model.functions)
     return {
         "scan_nodes": len(nodes),
         "forward": directions.count(0),

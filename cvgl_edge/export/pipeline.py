@@ -73,6 +73,8 @@ class ExportRequest:
     opt_batch: int = 1
     workspace_mb: int = 1024
     plugin_lib: Path | None = None
+    #: False (--no-plugin): build the standard-op scan even when `cvgl-edge plugin build` cached a plugin.
+    use_plugin: bool = True
     #: INT8 engines: "explicit" (from the QDQ file) or "implicit" (TensorRT 10.x calibrates the
     #: FP32 file; trt_engine_step checks it).
     int8_mode: str = "explicit"
@@ -109,8 +111,8 @@ def check_request(request: ExportRequest) -> list[str]:
         from cvgl_edge.export.trt_engine_step import check_engine_request
 
         check_engine_request(request)
-    elif request.plugin_lib is not None:
-        raise CvglError("--plugin-lib applies to --format engine only")
+    elif request.plugin_lib is not None or not request.use_plugin:
+        raise CvglError("--plugin-lib and --no-plugin apply to --format engine only")
     elif request.int8_mode != "explicit":
         raise CvglError("--int8-mode applies to --format engine only")
     return ["ground", "satellite"] if branch == "both" else [branch]

@@ -11,10 +11,16 @@ An input the scan does not use (D, z or delta_bias) is fed a (1,) zero placehold
 flagged with has_D / has_z / has_delta_bias = 0: a fixed input count keeps the plugin
 simple, and TensorRT's parser does not accept empty optional inputs on plugin nodes.
 
-All eight inputs and the output share one element type T (float, float16 or bfloat16):
-in an FP16 export the node is typed fp16, so A, D, delta_bias (fp32 in the model) and
-the placeholders are cast to u's type where the node is written (``scan_translation``).
-Whatever T is, the standard-op body computes in fp32 and casts the result back to T.
+Two element types (float, float16 or bfloat16 each): the data u, delta, B, C, z and the
+output y share T; the parameters A, D, delta_bias (``PARAMETER_INPUTS``) share P. The
+exporter writes P = float32 whatever T is (``scan_translation``): in an FP16 export the
+node takes fp16 data and the fp32 parameters the model keeps, as the CUDA kernel does.
+(Rounding A, D and delta_bias to fp16, as exports did before, raised a Vim-S scan's mean
+relative error 1.6-2x and some elements' to 10-19 %: benchmarks/scan_fp16_params.py.)
+The unused D / delta_bias placeholders are fp32, an unused z placeholder is in T.
+P = T (a graph cast wholesale by another tool) is valid too; the TensorRT plugin takes
+both. Whatever T and P are, the standard-op body computes in fp32 and casts the result
+back to T.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ PLUGIN_VERSION = "1"
 PLUGIN_NAMESPACE = "cvgl"
 
 INPUTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+#: The inputs of type P (the parameters; float32 as exported); the others and the output are T.
+PARAMETER_INPUTS = ("A", "D", "delta_bias")
 OUTPUT = "y"
 #: Integer attributes and their defaults (what an absent attribute means).
 INT_ATTRIBUTES: dict[str, int] = {
@@ -68,3 +76,13 @@ def scan_attributes(
 def is_scan_node(node: Any) -> bool:
     """True for an onnx NodeProto that is a SelectiveScan of our domain."""
     return node.op_type == OP_TYPE and node.domain == DOMAIN
+
+
+def is_scan_function(function: Any) -> bool:
+    """True for an onnx FunctionProto that is the SelectiveScan local function (the standard-op body)."""
+    return function.name == OP_TYPE and function.domain == DOMAIN
+
+
+def count_scan_nodes(model: Any) -> int:
+    """Number of SelectiveScan nodes in an onnx ModelProto's main graph."""
+    return sum(is_scan_node(n) for n in model.graph.node)

@@ -5,10 +5,19 @@ typed, so the precision is the ONNX graph's (fp32 file -> fp32 engine, QDQ file 
 engine) and the same code works on TensorRT 11 (strongly typed only) and TensorRT-RTX.
 ``int8_mode="implicit"`` (TensorRT 10.x only) builds a weakly typed network from the FP32
 file with the INT8/FP16 flags and an entropy calibrator (trt_implicit_int8.py). The batch
-is dynamic (one optimisation profile min 1 / opt / max). The selective scan is served by
-the ``cvgl_trt_plugins`` library when one is given and loads; otherwise the parser imports
-the ONNX local function (standard ops, a TensorRT loop). The engine is written
-atomically; the sidecar records what it was built from and for: TensorRT version, and the
+is dynamic (one optimisation profile min 1 / opt / max).
+
+The selective scan: each scan is one ``cvgl.SelectiveScan`` node, and the file also holds a
+``SelectiveScan`` ONNX local function (standard ops) so ONNX Runtime runs it. Without
+``--plugin-lib`` the parser imports that function (a TensorRT loop). With it, the parser is
+handed the model *without* that function (the file on disk is unchanged), because which one
+the parser takes depends on its version: 10.0-10.6 (JetPack 6: 10.3) import a node through
+its local function first and only try the plugin registry for ops with neither importer nor
+function, so the plugin would silently go unused; 10.7-10.14 prefer a registered plugin;
+10.15+ look a node with ``plugin_namespace`` up in the registry first. Without the function
+every version makes a plugin layer, and the build stops unless there is one per scan node.
+TensorRT-RTX cannot run custom plugins, so ``--plugin-lib`` is refused there. The engine is
+written atomically; the sidecar records what it was built from and for: TensorRT version, and the
 GPU (full TensorRT: name, compute capability, driver/runtime CUDA versions) or the
 compute-capability targets (TensorRT-RTX), which the TensorRT runtime checks on load.
 """
@@ -18,14 +27,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import onnx
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError
+from cvgl_edge.export import scan_contract as contract
 from cvgl_edge.export.calibration import Recipe
 from cvgl_edge.export.onnx_metadata import INPUT_NAME, read_metadata
 from cvgl_edge.export.trt_backend import TrtBackend, collecting_logger, load_backend
@@ -37,6 +47,10 @@ from cvgl_edge.io import atomic_write, atomic_write_json
 RTX_DEFAULT_TARGET = "AOT, CPU-built; TensorRT-RTX default targets: CC 8.0, 8.6, 8.9, 12.0 and later (not 7.5)"
 NOT_RUN = "not run here: building needs no GPU, running the engine does (no inference check was made)"
 NOT_RUN_FULL = "not run here: the build does not execute the engine (no inference check was made)"
+#: The sidecar's ``selective_scan`` text for each ``ScanImport.path``.
+SCAN_TEXT = {"plugin": f"plugin {contract.PLUGIN_NAMESPACE}::{contract.OP_TYPE} v{contract.PLUGIN_VERSION}",
+             "function": "standard-op body (ONNX local function imported; Scan as a TensorRT loop)",
+             "none": "none (the model has no selective scan)"}
 
 
 @dataclass
@@ -66,6 +80,36 @@ class EngineOptions:
         if self.plugin_lib is not None and not Path(self.plugin_lib).is_file():
             raise CvglError(f"--plugin-lib {self.plugin_lib}: no such file")
 
+    def check_backend(self, backend: TrtBackend) -> None:
+        """CvglError for what ``backend`` cannot build: implicit INT8 outside TensorRT 10.x, and any plugin
+        library with TensorRT-RTX (its parser creates the plugin and the process aborts: no custom plugins)."""
+        if self.int8_mode == "implicit":
+            check_implicit_support(backend)
+        if self.plugin_lib is not None and backend.is_rtx:
+            raise CvglError(f"--plugin-lib {self.plugin_lib}: TensorRT-RTX ({backend.flavour} {backend.version}) "
+                            "cannot run custom plugins; build without --plugin-lib (the scan's standard-op body) "
+                            "or with the full tensorrt package")
+
+
+@dataclass(frozen=True)
+class ScanImport:
+    """How the parser imported the SelectiveScan nodes: the sidecar's ``scan_import``.
+
+    ``path``: "plugin" (one plugin layer per scan node), "function" (the local function, a
+    TensorRT loop) or "none" (no scan node). ``function_removed``: the parser was given the
+    model without its SelectiveScan local function (so that the plugin serves every scan).
+    """
+
+    path: Literal["plugin", "function", "none"]
+    scan_nodes: int
+    plugin_layers: int
+    function_removed: bool
+
+    @property
+    def text(self) -> str:
+        """The sidecar's ``selective_scan`` entry."""
+        return SCAN_TEXT[self.path]
+
 
 def _one_line(parts: list[str], limit: int = 3) -> str:
     text = "; ".join(" ".join(p.split()) for p in parts[:limit])
@@ -86,14 +130,40 @@ def _load_plugin(backend: TrtBackend, builder: Any, config: Any, path: Path) -> 
     return True
 
 
-def _parse(backend: TrtBackend, network: Any, logger: Any, onnx_path: Path) -> None:
+def _has_scan_function(model: onnx.ModelProto) -> bool:
+    return any(contract.is_scan_function(f) for f in model.functions)
+
+
+def _without_scan_function(model: onnx.ModelProto) -> bytes:
+    """``model`` serialized without its SelectiveScan local function (``model`` is left as it is).
+
+    Why: TensorRT 10.0-10.6 import a node through its local function before looking for a
+    plugin, so with the function present the plugin library is never used there.
+    """
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    kept = [f for f in stripped.functions if not contract.is_scan_function(f)]
+    del stripped.functions[:]
+    stripped.functions.extend(kept)
+    return stripped.SerializeToString()
+
+
+def _parse(backend: TrtBackend, network: Any, logger: Any, onnx_path: Path, model: onnx.ModelProto,
+           plugin_lib: Path | None) -> None:
+    """Parse the file, or with ``plugin_lib`` ``model`` without its SelectiveScan local function, so that
+    the plugin serves the scans (``onnx_path`` still tells the parser where external weights are)."""
     parser = backend.trt.OnnxParser(network, logger)
-    ok = parser.parse_from_file(str(onnx_path))
+    if plugin_lib is None:
+        ok = parser.parse_from_file(str(onnx_path))
+    else:
+        ok = parser.parse(_without_scan_function(model), str(onnx_path))
     if not ok:
         errors = [parser.get_error(i) for i in range(parser.num_errors)]
         texts = [f"{e.desc()} (node {e.node()} {e.node_name()!r} op {e.node_operator()!r})" for e in errors]
+        hint = "" if plugin_lib is None else (f" (parsed without the SelectiveScan local function for the plugin "
+                                              f"library {plugin_lib}: does it register {SCAN_TEXT['plugin']}?)")
         raise CvglError(f"TensorRT ({backend.flavour} {backend.version}) could not parse {onnx_path.name}: "
-                        f"{_one_line(texts or logger.errors() or ['unknown parser error'])}")
+                        f"{_one_line(texts or logger.errors() or ['unknown parser error'])}{hint}")
 
 
 def _tensors(network: Any, count: int, get: str) -> list[dict[str, Any]]:
@@ -109,6 +179,19 @@ def _scan_layers(backend: TrtBackend, network: Any) -> dict[str, int]:
     types = [str(network.get_layer(i).type).split(".")[-1] for i in range(network.num_layers)]
     return {"layers": len(types), "plugin_layers": sum("PLUGIN" in t for t in types),
             "loop_layers": sum(t in ("ITERATOR", "RECURRENCE", "TRIP_LIMIT", "LOOP_OUTPUT") for t in types)}
+
+
+def _scan_import(scan_nodes: int, plugin_layers: int, plugin: bool, function_removed: bool) -> ScanImport:
+    path = "none" if not scan_nodes else "plugin" if plugin else "function"
+    return ScanImport(path, scan_nodes, plugin_layers, function_removed)
+
+
+def _check_plugin_used(scan: ScanImport, backend: TrtBackend, onnx_path: Path, plugin_lib: Path) -> None:
+    """With a plugin library every scan node must have become a plugin layer (else some ran as loops, silently)."""
+    if scan.plugin_layers != scan.scan_nodes:
+        raise CvglError(f"TensorRT ({backend.flavour} {backend.version}) made {scan.plugin_layers} plugin layers "
+                        f"for {scan.scan_nodes} SelectiveScan nodes of {onnx_path.name}: the plugin library "
+                        f"{plugin_lib} was not used for every scan (does it register {SCAN_TEXT['plugin']}?)")
 
 
 def _gpu_entries(config: Any, backend: TrtBackend) -> dict[str, Any]:
@@ -162,12 +245,13 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
                  backend: TrtBackend | None = None) -> dict[str, Any]:
     """Build ``engine_path`` (+ ``.json`` sidecar) from an exported ONNX file; returns the sidecar."""
     options.check()
-    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    meta = read_metadata(onnx.load(str(onnx_path), load_external_data=False))
     backend = backend or load_backend()
+    options.check_backend(backend)
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    meta = read_metadata(model)
     implicit = options.int8_mode == "implicit"
     if implicit:
-        check_implicit_support(backend)
         if meta.get("precision", "fp32") != "fp32":
             raise CvglError(f"implicit INT8 builds from the FP32 ONNX file; {onnx_path.name} is "
                             f"{meta.get('precision')} (use <model>-<branch>.onnx)")
@@ -181,8 +265,13 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
     plugin = _load_plugin(backend, builder, config, options.plugin_lib) if options.plugin_lib else False
-    _parse(backend, network, logger, onnx_path)
+    scan_nodes = contract.count_scan_nodes(model)
+    remove_function = plugin and scan_nodes > 0 and _has_scan_function(model)
+    _parse(backend, network, logger, onnx_path, model, options.plugin_lib if remove_function else None)
     scans = _scan_layers(backend, network)
+    scan = _scan_import(scan_nodes, scans["plugin_layers"], plugin, remove_function)
+    if plugin:
+        _check_plugin_used(scan, backend, onnx_path, options.plugin_lib)
     int8 = configure_implicit_int8(backend, builder, network, config, onnx_path, engine_path, meta, options.recipe,
                                    options.trained_polar) if implicit else None
     h, w = meta["input_size"]
@@ -212,9 +301,7 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
         "workspace_mb": options.workspace_mb,
         "model_name": meta.get("model_name"), "view": meta.get("view"), "model_sha256": meta.get("model_sha256"),
         "descriptor_dim": meta.get("descriptor_dim"), "input_size": [h, w],
-        "selective_scan": "plugin cvgl::SelectiveScan v1" if scans["plugin_layers"] else
-                          "none (the model has no selective scan)" if str(meta.get("scan_nodes", "1")) == "0" else
-                          "standard-op body (ONNX local function imported; Scan as a TensorRT loop)",
+        "selective_scan": scan.text, "scan_import": asdict(scan),
         "plugin_lib": str(options.plugin_lib) if plugin else None, "network_layers": scans,
         "timing_cache": str(options.timing_cache) if timing is not None else
                         ("not used (a no-op in TensorRT-RTX)" if backend.is_rtx else None),

@@ -17,9 +17,11 @@ from typing import Any
 
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export.calibration import Recipe, load_recipe
-from cvgl_edge.export.trt_backend import load_backend
+from cvgl_edge.export.native_toolchain import gpu_compute_capability
+from cvgl_edge.export.plugin_cache import find_plugin
+from cvgl_edge.export.trt_backend import TrtBackend, load_backend
 from cvgl_edge.export.trt_build import EngineOptions, build_engine, engine_path_for, sidecar_path
-from cvgl_edge.export.trt_implicit_int8 import check_implicit_support, check_int8_mode
+from cvgl_edge.export.trt_implicit_int8 import check_int8_mode
 from cvgl_edge.progress import console
 
 
@@ -35,15 +37,32 @@ def engine_options(request: Any) -> EngineOptions:
                          timing_cache=Path(request.out) / "trt-timing.cache", int8_mode=request_int8_mode(request))
 
 
+def default_plugin(backend: TrtBackend) -> Path | None:
+    """The plugin `cvgl-edge plugin build` cached for this TensorRT and GPU; None with TensorRT-RTX
+    (no custom plugins) or when none was built."""
+    if backend.is_rtx:
+        return None
+    build = find_plugin(backend.version, gpu_compute_capability())
+    return Path(build.library) if build else None
+
+
 def check_engine_request(request: Any) -> None:
-    """Options valid and a TensorRT package importable (able to do implicit INT8 if asked); CvglError otherwise."""
+    """Options valid and a TensorRT package importable that can build them (implicit INT8: 10.x; plugin
+    library: not TensorRT-RTX); CvglError otherwise. Without --plugin-lib (and without --no-plugin)
+    the request takes the cached plugin for this TensorRT and GPU, when there is one."""
+    if request.plugin_lib is not None and not request.use_plugin:
+        raise CvglError("--plugin-lib and --no-plugin contradict each other; give one")
+    backend = load_backend()
+    if request.plugin_lib is None and request.use_plugin:
+        request.plugin_lib = default_plugin(backend)
+        if request.plugin_lib is not None:
+            console.print(f"SelectiveScan plugin: {request.plugin_lib} (from `cvgl-edge plugin build`; "
+                          "--no-plugin builds the standard-op scan instead)")
     options = engine_options(request)
     options.check()
-    backend = load_backend()
-    if options.int8_mode == "implicit":
-        if getattr(request, "precision", "fp32") != "int8":
-            raise CvglError("--int8-mode implicit applies to --precision int8")
-        check_implicit_support(backend)
+    if options.int8_mode == "implicit" and getattr(request, "precision", "fp32") != "int8":
+        raise CvglError("--int8-mode implicit applies to --precision int8")
+    options.check_backend(backend)
 
 
 def implicit_source(onnx_path: Path) -> Path:
