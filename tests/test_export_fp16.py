@@ -1,7 +1,8 @@
 """FP16 export: a strongly typed FP16 graph (fp16 weights/activations, fp32 islands for
 norms, the scan body, pooling and the L2 norm; float32 I/O), one SelectiveScan node per
-scan typed fp16, run by ONNX Runtime on the CPU close to the FP32 PyTorch model, and
-verified at export (``<file>.verify.json``); a failed verification removes the file."""
+scan with fp16 data and fp32 parameters (A, D, delta_bias), run by ONNX Runtime on the
+CPU close to the FP32 PyTorch model, and verified at export (``<file>.verify.json``); a
+failed verification removes the file."""
 
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export import scan_contract as contract
@@ -24,6 +25,8 @@ from cvgl_edge.export.sample_images import sample_images
 from cvgl_edge.export.scan_function import build_scan_function
 from cvgl_edge.export.scan_translation import translation_table
 from cvgl_edge.models import build_model, save_checkpoint
+from cvgl_edge.models.mixer import BiMambaMixer
+from cvgl_edge.ops import selective_scan_reference
 from test_cli import _assert_one_line_error, cli
 from tiny import TINY
 from trt_available import has_tensorrt
@@ -80,7 +83,9 @@ def test_graph_is_fp16_with_fp32_islands_and_float32_io(exported, view):
     assert inp.type.tensor_type.elem_type == F32 and out.type.tensor_type.elem_type == F32
     readers = [n for n in graph.node if inp.name in n.input and n.op_type != "Shape"]  # Shape: the batch size
     assert [(n.op_type, onnx.helper.get_node_attr_value(n, "to")) for n in readers] == [("Cast", F16)]
-    weights = [i for i in graph.initializer if len(i.dims) >= 2]
+    scan_params = {name for n in graph.node if contract.is_scan_node(n)
+                   for slot, name in zip(contract.INPUTS, n.input) if slot in contract.PARAMETER_INPUTS}
+    weights = [i for i in graph.initializer if len(i.dims) >= 2 and i.name not in scan_params]  # A is fp32
     assert weights and all(i.data_type == F16 for i in weights)  # every matrix / conv kernel
     for node in graph.node:
         data = types[node.input[0]]
@@ -94,20 +99,51 @@ def test_graph_is_fp16_with_fp32_islands_and_float32_io(exported, view):
     assert len(casts) == 2 + 2 * TINY["depth"]
 
 
+def _scan_types(data: int) -> list[int]:
+    """Element types of the eight scan inputs: ``data`` for u, delta, B, C, z; fp32 for A, D, delta_bias."""
+    return [F32 if name in contract.PARAMETER_INPUTS else data for name in contract.INPUTS]
+
+
 @pytest.mark.parametrize("view", VIEWS)
-def test_scan_nodes_typed_fp16_with_function(exported, view):
+def test_scan_nodes_take_fp16_data_and_fp32_parameters(exported, view):
     _, _, reports = exported
     model, types = _typed(reports[view]["file"])
     scans = [n for n in model.graph.node if contract.is_scan_node(n)]
     assert len(scans) == 2 * TINY["depth"]
     for node in scans:
-        assert [types[name] for name in node.input] == [F16] * len(contract.INPUTS)
+        assert [types[name] for name in node.input] == _scan_types(F16)
         assert types[node.output[0]] == F16
     function = next(f for f in model.functions if (f.domain, f.name) == (contract.DOMAIN, contract.OP_TYPE))
     entry_casts = [n for n in function.node if n.op_type == "Cast" and n.input[0] in contract.INPUTS]
     assert len(entry_casts) == len(contract.INPUTS)  # the body computes in fp32 ...
     assert all(onnx.helper.get_node_attr_value(n, "to") == F32 for n in entry_casts)
     assert [n.op_type for n in function.node if contract.OUTPUT in n.output] == ["CastLike"]  # ... and casts back
+
+
+def _scan_parameters(mixer: BiMambaMixer, reverse: bool) -> list[np.ndarray]:
+    """A, D, delta_bias of one scan direction as the fp32 model computes them."""
+    a_log, d_skip, dt_proj = ((mixer.A_b_log, mixer.D_b, mixer.dt_proj_b) if reverse
+                              else (mixer.A_log, mixer.D, mixer.dt_proj))
+    return [t.detach().numpy() for t in (-torch.exp(a_log), d_skip, dt_proj.bias)]
+
+
+def test_scan_parameters_are_the_fp32_model_values(exported):
+    """A, D and delta_bias reach every scan node with the fp32 model's values: no fp16 round trip."""
+    model, _, reports = exported
+    graph = onnx.load(reports["ground"]["file"]).graph
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    mixers = [m for m in model.branch("ground").modules() if isinstance(m, BiMambaMixer)]
+    scans = [n for n in graph.node if contract.is_scan_node(n)]
+    for index, node in enumerate(scans):
+        reverse = bool(onnx.helper.get_node_attr_value(node, "direction"))
+        given = dict(zip(contract.INPUTS, node.input))
+        expected = _scan_parameters(mixers[index // 2], reverse)
+        for name, want in zip(contract.PARAMETER_INPUTS, expected):
+            got = values[given[name]]  # folded to an initializer by the exporter's optimizer
+            assert got.dtype == np.float32, name
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=0, err_msg=name)
+    bias = _scan_parameters(mixers[0], False)[2]
+    assert not np.array_equal(bias, bias.astype(np.float16).astype(np.float32))  # fp16 would show
 
 
 def test_metadata_names_the_fp32_model(exported):
@@ -177,7 +213,7 @@ def test_half_model_keeps_fp32_parameters():
 
 
 class _ScanOnly(torch.nn.Module):
-    """One scan without D / z / delta_bias: its placeholders must be fp16 too."""
+    """One scan without D / z / delta_bias: placeholders fp32 for D / delta_bias, fp16 for z."""
 
     def forward(self, u, delta, A, B, C):
         from cvgl_edge import ops
@@ -186,7 +222,11 @@ class _ScanOnly(torch.nn.Module):
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
-def test_scan_placeholders_follow_u_dtype():
+def test_scan_placeholders_typed_as_data_and_parameters():
+    """The unused z follows the data (fp16); unused D / delta_bias stay fp32 like A. The
+    checker and ONNX Runtime accept the node, and its result matches the reference."""
+    import onnxruntime as ort
+
     args = (torch.randn(2, 4, 6).half(), torch.randn(2, 4, 6).half(), -torch.rand(4, 16),
             torch.randn(2, 16, 6).half(), torch.randn(2, 16, 6).half())
     program = torch.onnx.export(_ScanOnly().eval(), args, dynamo=True, opset_version=18, optimize=True,
@@ -199,8 +239,14 @@ def test_scan_placeholders_follow_u_dtype():
     types = {v.name: v.type.tensor_type.elem_type for v in (*inferred.value_info, *inferred.input)}
     types.update({i.name: i.data_type for i in inferred.initializer})
     (node,) = [n for n in model.graph.node if contract.is_scan_node(n)]
-    assert [types[i] for i in node.input] == [F16] * len(contract.INPUTS)
+    assert [types[i] for i in node.input] == _scan_types(F16)
     onnx.checker.check_model(model, full_check=True)
+    feeds = {i.name: a.numpy() for i, a in zip(model.graph.input, args)}
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = session.run(None, feeds)[0]
+    expected = selective_scan_reference(*(a.float() for a in args), delta_softplus=True)
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(y.astype(np.float32), expected.numpy(), rtol=2e-3, atol=2e-3)
 
 
 def test_failed_verification_removes_file_and_names_report(tmp_path, monkeypatch):

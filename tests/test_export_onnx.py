@@ -65,6 +65,20 @@ def test_one_selective_scan_node_per_scan(exported, view):
     assert not any(n.op_type in ("Scan", "Loop") for n in onnx_model.graph.node)
 
 
+@pytest.mark.parametrize("view", VIEWS)
+def test_fp32_scan_nodes_are_float32_without_casts(exported, view):
+    """FP32 exports are untouched by the FP16 typing of the node (data like u, parameters
+    fp32): its Casts are no-ops the exporter's optimizer drops, so the graph has none."""
+    model, files, _ = exported
+    onnx_model = onnx.load(files[view])
+    graph = onnx.shape_inference.infer_shapes(onnx_model, strict_mode=True).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*graph.value_info, *graph.input)}
+    types.update({i.name: i.data_type for i in graph.initializer})
+    for node in _scan_nodes(onnx_model):
+        assert [types[name] for name in node.input] == [onnx.TensorProto.FLOAT] * len(contract.INPUTS)
+    assert not [n for n in onnx_model.graph.node if n.op_type in ("Cast", "CastLike")]
+
+
 def test_scan_function_has_a_standard_op_body(exported):
     _, files, _ = exported
     onnx_model = onnx.load(files["satellite"])

@@ -35,28 +35,35 @@ def single_scan_model(
     has_z: bool = True,
     has_delta_bias: bool = True,
     opset: int = DEFAULT_OPSET,
+    data_type: int = TensorProto.FLOAT,
+    param_type: int = TensorProto.FLOAT,
 ) -> onnx.ModelProto:
-    """Graph inputs: the used scan inputs (float32) by their contract names; output ``y``.
+    """Graph inputs: the used scan inputs by their contract names; output ``y``.
 
-    An unused optional input becomes a (1,) zero initializer with its has_* flag at 0,
-    exactly as the exporter writes it.
+    ``data_type`` (u, delta, B, C, z, y) and ``param_type`` (A, D, delta_bias) are
+    TensorProto element types: float32 both by default; an FP16 export writes float16
+    data with float32 parameters. An unused optional input becomes a (1,) zero
+    initializer with its has_* flag at 0, exactly as the exporter writes it (D and
+    delta_bias float32, z in ``data_type``).
     """
     used = {"D": has_D, "z": has_z, "delta_bias": has_delta_bias}
     graph_inputs, initializers, node_inputs = [], [], []
     for name in contract.INPUTS:
         if used.get(name, True):
-            graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, _SHAPES[name]))
+            elem = param_type if name in contract.PARAMETER_INPUTS else data_type
+            graph_inputs.append(helper.make_tensor_value_info(name, elem, _SHAPES[name]))
             node_inputs.append(name)
         else:
             placeholder = f"{name}_unused"
-            initializers.append(helper.make_tensor(placeholder, TensorProto.FLOAT, contract.PLACEHOLDER_SHAPE, [0.0]))
+            elem = data_type if name == "z" else TensorProto.FLOAT
+            initializers.append(helper.make_tensor(placeholder, elem, contract.PLACEHOLDER_SHAPE, [0.0]))
             node_inputs.append(placeholder)
     node = helper.make_node(
         contract.OP_TYPE, node_inputs, [contract.OUTPUT], name="scan", domain=contract.DOMAIN,
         **contract.scan_attributes(reverse=reverse, delta_softplus=delta_softplus, has_D=has_D,
                                    has_z=has_z, has_delta_bias=has_delta_bias),
     )
-    output = helper.make_tensor_value_info(contract.OUTPUT, TensorProto.FLOAT, _SHAPES["u"])
+    output = helper.make_tensor_value_info(contract.OUTPUT, data_type, _SHAPES["u"])
     graph = helper.make_graph([node], "single_selective_scan", graph_inputs, [output], initializers)
     model = helper.make_model(
         graph,

@@ -11,11 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from onnx import TensorProto
 from onnx.defs import OpSchema
 from onnxscript import opset18 as op
 from onnxscript.values import Op, Opset
 
 from cvgl_edge.export import scan_contract as contract
+
+
+_FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
+
+
+def _type_of(name: str) -> str:
+    """Type constraint of an input: "P" for the parameters, "T" for the data."""
+    return "P" if name in contract.PARAMETER_INPUTS else "T"
 
 
 def _schema() -> OpSchema:
@@ -27,9 +36,10 @@ def _schema() -> OpSchema:
         contract.DOMAIN,
         contract.DOMAIN_VERSION,
         "Mamba selective scan; see cvgl_edge.export.scan_contract.",
-        inputs=[param(name, "T") for name in contract.INPUTS],
+        inputs=[param(name, _type_of(name)) for name in contract.INPUTS],
         outputs=[param(contract.OUTPUT, "T")],
-        type_constraints=[("T", ["tensor(float)", "tensor(float16)", "tensor(bfloat16)"], "")],
+        type_constraints=[("T", list(_FLOAT_TYPES), "data: u, delta, B, C, z and y"),
+                          ("P", list(_FLOAT_TYPES), "parameters: A, D, delta_bias")],
         attributes=attrs,
     )
 
@@ -58,13 +68,14 @@ def selective_scan_to_onnx(
         reverse=reverse, delta_softplus=delta_softplus,
         has_D=D is not None, has_z=z is not None, has_delta_bias=delta_bias is not None,
     )
-    optional = [t if t is not None else _placeholder() for t in (D, z, delta_bias)]
-    # One type T for all eight inputs (the schema, and the plugin, ask for it): in an FP16
-    # graph A, D and delta_bias arrive in fp32 (the model keeps them fp32) and the
-    # placeholders are fp32 constants, so each is cast like u. In an FP32 graph these
-    # casts are no-ops and the exporter's optimizer drops them.
-    rest = [op.CastLike(t, u) for t in (delta, A, B, C, *optional)]
-    return SELECTIVE_SCAN(u, *rest, **attributes)
+    D, z, delta_bias = (t if t is not None else _placeholder() for t in (D, z, delta_bias))
+    # Data in u's type T, parameters in fp32 (P): the model keeps A, D and the dt bias
+    # fp32; rounding them to fp16 put some Vim-S scan outputs 10-19 % off (benchmarks/
+    # scan_fp16_params.py). The Casts pin the types for models that hand in other
+    # dtypes; in an FP32 graph all of them are no-ops the exporter's optimizer drops.
+    delta, B, C, z = (op.CastLike(t, u) for t in (delta, B, C, z))
+    A, D, delta_bias = (op.Cast(t, to=TensorProto.FLOAT) for t in (A, D, delta_bias))
+    return SELECTIVE_SCAN(u, delta, A, B, C, D, z, delta_bias, **attributes)
 
 
 def translation_table() -> dict[Any, Any]:
