@@ -12,8 +12,8 @@ has none of them: the tests that need one skip and say which.
 The CPU build runs the very .cu file: hipify-perl translates it (and its header) at test time,
 ``export/hip_cpu/include`` fills what HIP-CPU lacks (bf16, the ``*_sync`` shuffles), and g++
 compiles it with HIP-CPU into a shared library with the kernel's C ABI plus
-``cvgl_emulation_synchronize``. Builds are cached per source hash under the pytest session's
-shared temp folder, so parallel workers build once each at most.
+``cvgl_emulation_synchronize``. Builds are cached by the hash of the sources, the HIP-CPU folder
+and the compiler under pytest's temp root, so parallel workers share one build.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def kernel_source() -> Path:
     return Path(os.environ.get(ENV_KERNEL) or KERNEL_SOURCE)
 
 
-def _digest(*paths: Path) -> str:
-    sha = hashlib.sha256()
+def _digest(*paths: Path, extra: str = "") -> str:
+    sha = hashlib.sha256(extra.encode())
     for path in paths:
         sha.update(path.name.encode() + b"\0" + path.read_bytes())
     return sha.hexdigest()[:16]
@@ -137,7 +137,10 @@ def cached_cpu_kernel(cache_root: Path, source: Path | None = None) -> Path:
     """``build_cpu_kernel`` once per source content under ``cache_root`` (safe across xdist workers:
     each builds in a private folder and renames it into place; a lost race keeps the winner's)."""
     source = Path(source or kernel_source())
-    key = _digest(source, KERNEL_HEADER, HIP_BRIDGE / "include" / "cuda_bf16.h", HIP_BRIDGE / "synchronize.cpp")
+    hip = hip_cpu()
+    toolchain = f"{hip.root if hip else ''}|{_run(['g++', '--version']).stdout.splitlines()[0]}"
+    key = _digest(source, KERNEL_HEADER, HIP_BRIDGE / "include" / "cuda_bf16.h", HIP_BRIDGE / "synchronize.cpp",
+                  extra=toolchain)
     final = cache_root / f"cpu-kernel-{key}"
     if not (final / CPU_KERNEL_LIB).is_file():
         cache_root.mkdir(parents=True, exist_ok=True)
