@@ -35,9 +35,17 @@ class TensorRTHeaders:
     include: Path
     version: str
 
-    @property
-    def major_minor(self) -> str:
-        return ".".join(self.version.split(".")[:2])
+
+
+def major_minor(version: str) -> str:
+    """"10.3.0.30" -> "10.3": a plugin built against one TensorRT's headers serves its patch releases."""
+    return ".".join(version.split(".")[:2])
+
+
+def architecture(compute_capability: str) -> int:
+    """"8.7" -> 87, the number nvcc and CMake use (sm_87)."""
+    major, minor = compute_capability.split(".")[:2]
+    return int(major) * 10 + int(minor)
 
 
 def native_sources() -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 import cvgl_edge
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export.native_toolchain import (
-    TensorRTHeaders, cuda_root, find_cmake, find_nvcc, find_tensorrt_headers, gpu_compute_capability, native_sources,
+    TensorRTHeaders, architecture, cuda_root, find_cmake, find_nvcc, find_tensorrt_headers, gpu_compute_capability, native_sources,
     nvcc_architectures, nvcc_version,
 )
 from cvgl_edge.export.plugin_cache import (
@@ -82,8 +82,7 @@ def _architectures(requested: list[int] | None, nvcc: Path, cuda: str) -> tuple[
         if capability is None:
             raise CvglError("no GPU found to pick the architecture from: pass --arch (87 Jetson Orin, 86 RTX 30, "
                             "89 RTX 40, 90 H100/H200, 120 RTX 50; several: --arch 87 --arch 90)")
-        major, minor = capability.split(".")[:2]
-        archs = (int(major) * 10 + int(minor),)
+        archs = (architecture(capability),)
     supported = nvcc_architectures(nvcc)
     unsupported = [a for a in archs if a not in supported]
     if unsupported:
@@ -109,8 +108,9 @@ def _step(name: str, cmd: list[str], log: Path) -> None:
         handle.flush()
         result = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        errors = [line for line in lines if "error" in line.lower()] or lines[-1:]
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines()
+                 if line.strip() and not line.startswith("$ ")]
+        errors = [line for line in lines if re.search(r"\berror\b", line, re.IGNORECASE)] or lines[-1:]
         raise CvglError(f"plugin build failed at {name}: {errors[0][:300] if errors else 'no output'}; full log: {log}")
 
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export.native_toolchain import NATIVE_SOURCES
+from cvgl_edge.export.native_toolchain import NATIVE_SOURCES, architecture, major_minor
 
 LIBRARY_NAME = "libcvgl_trt_plugins.so"
 MANIFEST_NAME = "build.json"
@@ -45,7 +45,7 @@ class PluginBuild:
 
     @property
     def tensorrt_major_minor(self) -> str:
-        return ".".join(self.tensorrt_version.split(".")[:2])
+        return major_minor(self.tensorrt_version)
 
     def to_json(self) -> dict:
         return {**asdict(self), "architectures": list(self.architectures)}
@@ -63,8 +63,7 @@ def plugins_dir() -> Path:
 
 
 def build_folder(tensorrt_version: str, architectures: tuple[int, ...]) -> Path:
-    major_minor = ".".join(tensorrt_version.split(".")[:2])
-    return plugins_dir() / f"trt{major_minor}-sm{'_'.join(str(a) for a in sorted(architectures))}"
+    return plugins_dir() / f"trt{major_minor(tensorrt_version)}-sm{'_'.join(str(a) for a in sorted(architectures))}"
 
 
 def sources_sha256(sources: Path = NATIVE_SOURCES) -> str:
@@ -89,23 +88,13 @@ def list_builds() -> list[PluginBuild]:
     return [b for b in (read_build(f) for f in folders) if b is not None]
 
 
-def _major_minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
-
-
-def _architecture(compute_capability: str) -> int:
-    """"8.7" -> 87."""
-    major, minor = compute_capability.split(".")[:2]
-    return int(major) * 10 + int(minor)
-
-
 def find_plugin(tensorrt_version: str, compute_capability: str | None) -> PluginBuild | None:
     """The cached build for this TensorRT (major.minor) that covers the GPU's architecture
     (any, when the GPU is not known); None when there is none. CvglError when the only match
     was compiled from other native sources than this checkout's (a stale build)."""
-    matches = [b for b in list_builds() if b.tensorrt_major_minor == _major_minor(tensorrt_version)]
+    matches = [b for b in list_builds() if b.tensorrt_major_minor == major_minor(tensorrt_version)]
     if compute_capability:
-        arch = _architecture(compute_capability)
+        arch = architecture(compute_capability)
         matches = [b for b in matches if arch in b.architectures]
     if not matches:
         return None
