@@ -396,10 +396,11 @@ def _register_subsystem_commands() -> None:
     """Commands whose modules live with their subsystem (bench/, localize/, export/)."""
     from cvgl_edge.bench.command import bench_command
     from cvgl_edge.export.plugin_command import plugin_app
-    from cvgl_edge.localize.command import index_app, localize_command
+    from cvgl_edge.localize.command import autopilot_params_command, index_app, localize_command
 
     app.command("bench")(bench_command)
     app.command("localize")(localize_command)
+    app.command("autopilot-params")(autopilot_params_command)
     app.add_typer(index_app, name="index")
     app.add_typer(plugin_app, name="plugin")
 

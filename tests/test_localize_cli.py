@@ -135,10 +135,15 @@ def test_localize_errors_leave_nothing(workdir, capsys, tmp_path):
     common = ["--index", idx, "--out", fixes, "--json", summary, "--no-progress"]
     assert_refused(run(capsys, "localize", *common, "--source", "camera:57"),
                    "cannot open camera 57", fixes, summary)
-    assert_refused(run(capsys, "localize", *common, "--source", "synthetic", "--mavlink", "tcp:127.0.0.1:9"),
+    link = ["--source", "synthetic", "--ground-elevation", "400"]
+    assert_refused(run(capsys, "localize", *common, *link, "--mavlink", "tcp:127.0.0.1:9"),
                    "cannot open MAVLink URL tcp:127.0.0.1:9", fixes, summary)
-    assert_refused(run(capsys, "localize", *common, "--source", "synthetic", "--mavlink", "udpout:nohost"),
+    assert_refused(run(capsys, "localize", *common, *link, "--mavlink", "udpout:nohost"),
                    "needs HOST:PORT", fixes, summary)
+    assert_refused(run(capsys, "localize", *common, "--source", "synthetic", "--mavlink", "udpout:127.0.0.1:14550"),
+                   "--mavlink needs --ground-elevation", fixes, summary)
+    assert_refused(run(capsys, "localize", *common, *link, "--mavlink", "udpout:127.0.0.1:14550", "--autopilot", "px4",
+                       "--mavlink-messages", "gps_input"), "gps_input has no handler in PX4", fixes, summary)
     assert_refused(run(capsys, "localize", *common, "--source", "synthetic", "--model", workdir / "other.pt"),
                    "another model", fixes, summary)
     assert_refused(run(capsys, "localize", *common, "--source", tmp_path / "nowhere"),

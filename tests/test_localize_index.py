@@ -122,6 +122,7 @@ def test_index_round_trip_and_search(tmp_path):
     sims, ids = loaded.faiss_index.search(desc[[10, 40]], 1)
     assert list(ids[:, 0]) == [10, 40]
     assert loaded.summary()["tiles"] == 63
+    assert loaded.summary()["origin"] == list(loaded.origin)          # the EKF origin `localize --mavlink` asks for
 
 
 def test_index_refuses_corruption_and_other_model(tmp_path):

@@ -94,6 +94,21 @@ def test_loop_with_geossm_runs_every_stage(mission_dir):
     assert summary.to_dict()["latency_ms"]["total"]["p50"] > 0
 
 
+def test_records_carry_capture_time_track_and_the_altitude_given_when_frames_have_none(mission_dir):
+    from dataclasses import replace
+
+    from cvgl_edge.localize.index import load_index
+
+    index = load_index(mission_dir / "thumbs.idx")
+    frames = (replace(f, altitude_m=None) for f in SyntheticSource(SyntheticMission(SPEC)))
+    records = []
+    run_loop(index, thumbnail_encoder(), frames, [], LoopSettings(hfov_deg=SPEC.hfov_deg, altitude_m=95.0, max_frames=5),
+             on_record=records.append)
+    assert all(r["altitude_m"] == 95.0 for r in records)          # --altitude, not None (was: 2-D GPS fixes)
+    assert all(r["captured_unix"] <= r["wall_time"] for r in records)
+    assert all("track" in r and "sigma_v_mps" in r for r in records)
+
+
 def test_loop_refuses_another_model(mission_dir):
     from cvgl_edge.localize.index import load_index
 

@@ -45,6 +45,19 @@ def test_tracker_follows_gates_and_loses():
     assert est.status == "no_fix" and "lost" in est.reason and not tr.tracking
 
 
+def test_each_new_track_is_counted_so_the_autopilot_can_reset_to_it():
+    tr = Tracker(TrackerSettings(meas_sigma_m=10.0, lost_after=2))
+    for t in range(3):
+        est = tr.update(float(t), _cands(0.0, 0.0), "global")
+    assert est.status == "fix" and est.track == 1 and est.sigma_v > 0
+    for t in (3.0, 4.0):                                               # lost: two impossible matches
+        est = tr.update(t, _cands(9000.0, 0.0), "window")
+    assert est.status == "no_fix" and est.track == 1
+    for t in (5.0, 6.0, 7.0):                                          # re-acquired elsewhere: a jump
+        est = tr.update(t, _cands(900.0, 0.0), "global")
+    assert est.status == "fix" and est.track == 2 and est.east == pytest.approx(900.0)
+
+
 def test_tracker_needs_a_chain_of_confident_consistent_matches():
     tr = Tracker(TrackerSettings(init_confidence=0.5, init_frames=3))
     est = tr.update(0.0, _cands(0.0, 0.0, best=0.71, rival=0.70), "global")

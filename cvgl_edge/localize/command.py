@@ -7,12 +7,15 @@ any output file is created, so a refused run leaves nothing half-written.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.localize.autopilot import parse_messages, profile
+from cvgl_edge.localize.mavlink_sink import MavlinkSettings
 from cvgl_edge.progress import console
 
 index_app = typer.Typer(help="Build and inspect satellite tile indexes (and make a synthetic mission to try them).",
@@ -144,6 +147,32 @@ def _truth_path(source: str, mission_folder: Optional[Path], truth: Optional[Pat
     raise CvglError("--eval needs ground truth: pass --truth truth.csv (frame, lat, lon columns)")
 
 
+def autopilot_params_command(
+    autopilot: str = typer.Option("ardupilot", help="ardupilot or px4."),
+    mavlink_messages: Optional[str] = typer.Option(None, help="The messages `localize --mavlink-messages` sends (default: the autopilot's default)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """The autopilot parameters `localize --mavlink` needs, with why (set them before flight)."""
+    import json
+
+    from rich.table import Table
+
+    from cvgl_edge.localize.autopilot import parameters_for
+
+    chosen = profile(autopilot)
+    messages = parse_messages(mavlink_messages, chosen)
+    params = parameters_for(chosen, messages)
+    if json_out:
+        typer.echo(json.dumps([{"name": p.name, "value": p.value, "why": p.why} for p in params], indent=2))
+        return
+    table = Table(title=f"{chosen.name} parameters for {', '.join(messages)}")
+    for column in ("parameter", "value", "why"):
+        table.add_column(column, overflow="fold")
+    for p in params:
+        table.add_row(p.name, f"{p.value:g}", p.why)
+    console.print(table)
+
+
 def localize_command(
     index_path: Path = typer.Option(..., "--index", help="Index file written by `cvgl-edge index build`."),
     source: str = typer.Option(..., help="Frames: a video file, a folder of images, camera:N (or camera:URL), or synthetic."),
@@ -152,10 +181,14 @@ def localize_command(
     backend: Optional[str] = typer.Option(None, help="torch, onnxruntime or tensorrt (default: from the model's suffix)."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the encoder."),
-    mavlink: Optional[str] = typer.Option(None, help="Send fixes over MAVLink, e.g. udpout:127.0.0.1:14550 or /dev/ttyACM0,115200."),
-    mavlink_messages: str = typer.Option("gps_input,vision_position_estimate", help="Any of gps_input, vision_position_estimate, odometry."),
-    mavlink_rate: float = typer.Option(5.0, help="Minimum MAVLink send rate while a fix exists (Hz, >= 4)."),
-    mavlink_wait: Optional[float] = typer.Option(None, help="Refuse to start unless the autopilot's heartbeat arrives within this many seconds."),
+    mavlink: Optional[str] = typer.Option(None, help="Send fixes over MAVLink, e.g. udpout:127.0.0.1:14550 or /dev/ttyACM0,115200 (needs --ground-elevation and --altitude)."),
+    autopilot: str = typer.Option("ardupilot", help="Autopilot the MAVLink output is shaped for: ardupilot (4.5+) or px4 (1.14+); README lists the parameters each needs."),
+    mavlink_messages: Optional[str] = typer.Option(None, help="Comma-separated: ardupilot: gps_input (default), vision_position_estimate, odometry; px4: odometry (default), vision_position_estimate, hil_gps."),
+    mavlink_rate: float = typer.Option(10.0, help="MAVLink position rate (Hz; ardupilot 5 to 20, px4 6 to 20: slower and the autopilot times the source out, faster and it drops samples)."),
+    mavlink_wait: Optional[float] = typer.Option(None, help="Refuse to start unless the chosen autopilot's heartbeat (not a ground station's) arrives within this many seconds."),
+    mavlink_sysid: int = typer.Option(1, help="MAVLink system id to send as: the vehicle's (PX4 takes HIL_GPS only from its own MAV_SYS_ID)."),
+    mavlink_compid: int = typer.Option(197, help="MAVLink component id (197: visual-inertial odometry)."),
+    ground_elevation: Optional[float] = typer.Option(None, help="Ground height above mean sea level at the map (m): GPS messages carry MSL altitude and the EKF origin is set at this height."),
     realtime: bool = typer.Option(False, help="Play a video/folder at its frame rate, dropping frames the loop cannot keep up with."),
     hfov: Optional[float] = typer.Option(None, help="Camera horizontal field of view, degrees (with altitude: crop the tile footprint)."),
     altitude: Optional[float] = typer.Option(None, help="Altitude above ground (m) when the frames carry none."),
@@ -174,9 +207,14 @@ def localize_command(
 
     settings = LoopSettings(top_k=top_k, hfov_deg=hfov, altitude_m=altitude, heading_deg=heading,
                             max_frames=max_frames, min_similarity=min_similarity)
+    link = None
+    if mavlink:
+        link = MavlinkRequest(url=mavlink, autopilot=autopilot, messages=mavlink_messages, rate_hz=mavlink_rate,
+                              wait_s=mavlink_wait, system_id=mavlink_sysid, component_id=mavlink_compid,
+                              ground_msl_m=ground_elevation)
+        link.check(source, altitude)
     result = run_localization(index_path, source, out, settings, model=model, backend=backend, device=device,
-                              threads=threads, mavlink=mavlink, mavlink_messages=mavlink_messages,
-                              mavlink_rate=mavlink_rate, mavlink_wait=mavlink_wait, realtime=realtime, fps=fps,
+                              threads=threads, mavlink=link, realtime=realtime, fps=fps,
                               evaluate=evaluate, truth=truth, show_progress=progress)
     console.print(f"{result['frames']} frames in {result['seconds']:.1f} s ({result['fps']} fps): "
                   f"{result['fixes']} fixes, {result['predicted']} predicted, {result['no_fix']} without a fix, "
@@ -194,10 +232,40 @@ def localize_command(
     _write_json(result, json_out)
 
 
+@dataclass
+class MavlinkRequest:
+    """The MAVLink options of `cvgl-edge localize`, checked before any work; the index adds the origin."""
+
+    url: str
+    autopilot: str = "ardupilot"
+    messages: Optional[str] = None
+    rate_hz: float = 10.0
+    wait_s: Optional[float] = None
+    system_id: int = 1
+    component_id: int = 197
+    ground_msl_m: Optional[float] = None
+
+    def check(self, source: str, altitude: Optional[float]) -> None:
+        """Everything a user can get wrong, in one line each (the URL and rates: MavlinkSettings.check)."""
+        if self.ground_msl_m is None:
+            raise CvglError("--mavlink needs --ground-elevation: the ground's height above mean sea level at the map "
+                            "(m); GPS altitude and the EKF origin are MSL")
+        if altitude is None and source != "synthetic":
+            raise CvglError("--mavlink needs --altitude (m above ground) for frames without altitude telemetry: "
+                            "the autopilot takes 3-D positions only")
+        self.settings((0.0, 0.0)).check()
+
+    def settings(self, origin: tuple[float, float]) -> MavlinkSettings:
+        chosen = profile(self.autopilot)
+        return MavlinkSettings(url=self.url, autopilot=chosen, messages=parse_messages(self.messages, chosen),
+                               map_origin=origin, ground_msl_m=float(self.ground_msl_m or 0.0), rate_hz=self.rate_hz,
+                               system_id=self.system_id, component_id=self.component_id,
+                               wait_heartbeat_s=self.wait_s)
+
+
 def run_localization(index_path: Path, source: str, out: Path, settings: Any, *, model: Optional[Path] = None,
                      backend: Optional[str] = None, device: str = "cpu", threads: Optional[int] = None,
-                     mavlink: Optional[str] = None, mavlink_messages: str = "gps_input,vision_position_estimate",
-                     mavlink_rate: float = 5.0, mavlink_wait: Optional[float] = None, realtime: bool = False,
+                     mavlink: Optional[MavlinkRequest] = None, realtime: bool = False,
                      fps: float = 5.0, evaluate: bool = False, truth: Optional[Path] = None,
                      show_progress: bool = True) -> dict[str, Any]:
     """One loop run as ``cvgl-edge localize`` does it (also used by the demo); returns its summary record.
@@ -209,7 +277,8 @@ def run_localization(index_path: Path, source: str, out: Path, settings: Any, *,
 
     from cvgl_edge.localize.index import load_index
     from cvgl_edge.localize.loop import run_loop
-    from cvgl_edge.localize.sinks import JsonlSink, MavlinkSink
+    from cvgl_edge.localize.mavlink_sink import MavlinkSink
+    from cvgl_edge.localize.sinks import JsonlSink
     from cvgl_edge.localize.sources import open_source
     from cvgl_edge.progress import make_progress
 
@@ -231,8 +300,7 @@ def run_localization(index_path: Path, source: str, out: Path, settings: Any, *,
             settings.hfov_deg = src.hfov_deg  # the synthetic mission knows its camera
         sinks: list[Any] = []
         if mavlink:
-            sinks.append(MavlinkSink(mavlink, index.origin, messages=tuple(m.strip() for m in mavlink_messages.split(",")),
-                                     rate_hz=mavlink_rate, wait_heartbeat_s=mavlink_wait))
+            sinks.append(MavlinkSink(mavlink.settings(index.origin)))
             closers.append(sinks[-1])
         sinks.insert(0, JsonlSink(out))
         closers.append(sinks[0])
@@ -257,7 +325,7 @@ def run_localization(index_path: Path, source: str, out: Path, settings: Any, *,
                               "backend": encoder.info.backend, "out": str(out), "min_similarity": floor,
                               "hfov_deg": settings.hfov_deg, **summary.to_dict()}
     if mavlink:
-        result["mavlink"] = {"url": mavlink, "sent": sinks[1].sent, "send_errors": sinks[1].errors}
+        result["mavlink"] = {"url": mavlink.url, "autopilot": mavlink.autopilot, **sinks[1].state.summary()}
     if evaluate:
         result["eval"] = _evaluate(records, truth_file, index, out)
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -92,8 +92,9 @@ class TileIndex:
                             f"{list(info.input_size)}: rebuild the index with this model")
 
     def summary(self) -> dict[str, Any]:
-        """What ``cvgl-edge index info`` prints."""
-        keys = ("kind", "tiles", "model_name", "model_sha256", "descriptor_dim", "input_size", "tile_size_m",
+        """What ``cvgl-edge index info`` prints; ``origin`` (lat, lon of the map centre) is the point
+        the local-frame MAVLink messages are relative to, the EKF origin `localize --mavlink` asks for."""
+        keys = ("kind", "tiles", "origin", "model_name", "model_sha256", "descriptor_dim", "input_size", "tile_size_m",
                 "tile_size_px", "stride_px", "gsd_m", "min_similarity", "map", "map_sha256", "bounds", "created",
                 "checksum")
         return {k: self.meta.get(k) for k in keys} | {"path": str(self.path) if self.path else None}

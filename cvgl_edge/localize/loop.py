@@ -93,9 +93,13 @@ class Localizer:
                                coverage)
         self.prep = index.preprocess
 
+    def _altitude(self, frame: Any) -> float | None:
+        """Height above ground: the frame's telemetry, else ``--altitude``."""
+        return frame.altitude_m if frame.altitude_m is not None else self.settings.altitude_m
+
     def _square(self, frame: Any) -> np.ndarray:
         s = self.settings
-        alt = frame.altitude_m if frame.altitude_m is not None else s.altitude_m
+        alt = self._altitude(frame)
         heading = frame.heading_deg if frame.heading_deg is not None else s.heading_deg
         side = frame_crop_px(frame.image.shape[1], self.tile_m, alt, s.hfov_deg)
         if side is None:
@@ -124,23 +128,25 @@ class Localizer:
         if status != "no_fix":
             la, lo = local_to_latlon(est.east, est.north, self.index.origin)
             lat, lon = float(la), float(lo)
-        captured = frame.captured or t0
+        captured = min(frame.captured or t0, t0)
         lat_ms = {"read": read_ms, "preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3,
                   "search": (t3 - t2) * 1e3, "filter": (t4 - t3) * 1e3,
-                  "total": (time.perf_counter() - min(captured, t0)) * 1e3}
+                  "total": (time.perf_counter() - captured) * 1e3}
 
         def num(v: float) -> float | None:
             return round(float(v), 6) if v is not None and math.isfinite(v) else None
 
         return {
-            "frame": frame.index, "t": round(frame.t, 4), "wall_time": round(time.time(), 4), "status": status,
+            "frame": frame.index, "t": round(frame.t, 4), "wall_time": round(time.time(), 4),
+            "captured_unix": round(time.time() - (time.perf_counter() - captured), 4), "status": status,
             "lat": lat, "lon": lon, "confidence": round(est.confidence, 4), "mode": mode,
             "sigma_m": num(est.sigma_m) if lat is not None else None,
             "v_east": num(est.v_east) if lat is not None else None,
             "v_north": num(est.v_north) if lat is not None else None,
+            "sigma_v_mps": num(est.sigma_v) if lat is not None else None, "track": est.track,
             "similarity": num(est.similarity), "margin": num(est.margin), "tile": est.tile,
             "searched": cands.searched, "dropped": frame.dropped, "reason": reason, "state": est.state,
-            "altitude_m": frame.altitude_m, "heading_deg": frame.heading_deg,
+            "altitude_m": self._altitude(frame), "heading_deg": frame.heading_deg,
             "latency_ms": {k2: round(v, 3) for k2, v in lat_ms.items()},
         }
 

@@ -80,12 +80,14 @@ class Estimate:
     v_east: float = math.nan
     v_north: float = math.nan
     sigma_m: float = math.nan     # 1-sigma horizontal position uncertainty
+    sigma_v: float = math.nan     # 1-sigma horizontal velocity uncertainty (m/s, largest axis)
     confidence: float = 0.0
     similarity: float = math.nan
     margin: float = math.nan
     tile: int = -1
     reason: str = ""
     state: str = "lost"           # "lost", "tracking" or "off_map" after this frame
+    track: int = 0                # tracks started so far (a new one may jump: MAVLink's reset_counter)
 
 
 def similarity_margin(cands: Candidates, exclusion_m: float, best: int = 0) -> float:
@@ -121,6 +123,7 @@ class Tracker:
     coverage: "MapCoverage | None" = None
 
     def __post_init__(self) -> None:
+        self.tracks = 0   # tracks started (first acquisitions and re-acquisitions); never reset
         self.reset()
 
     def reset(self) -> None:
@@ -161,9 +164,16 @@ class Tracker:
 
     def position_sigma(self) -> float:
         """1-sigma radius of the position uncertainty (largest axis)."""
+        return self._sigma_of(slice(0, 2))
+
+    def velocity_sigma(self) -> float:
+        """1-sigma velocity uncertainty in m/s (largest axis)."""
+        return self._sigma_of(slice(2, 4))
+
+    def _sigma_of(self, block: slice) -> float:
         if self.p is None:
             return math.inf
-        return float(math.sqrt(max(np.linalg.eigvalsh(self.p[:2, :2]).max(), 0.0)))
+        return float(math.sqrt(max(np.linalg.eigvalsh(self.p[block, block]).max(), 0.0)))
 
     def window(self) -> tuple[float, float, float] | None:
         """(east, north, radius_m) to search next, or None for a global search."""
@@ -179,6 +189,7 @@ class Tracker:
         self.p = np.diag([sigma ** 2, sigma ** 2, s.max_speed ** 2, s.max_speed ** 2])
         self.t = t
         self.misses = 0
+        self.tracks += 1
 
     def _measured_axes(self, tile: int) -> np.ndarray:
         """Rows of the position (0 east, 1 north) that a match on ``tile`` measures; see the module docstring."""
@@ -321,7 +332,8 @@ class Tracker:
     def _miss(self, mode: str, reason: str, conf: float = 0.0, sim: float = math.nan,
               margin: float = math.nan, tile: int = -1) -> Estimate:
         if self.x is None:
-            return Estimate("no_fix", mode, confidence=conf, similarity=sim, margin=margin, tile=tile, reason=reason)
+            return Estimate("no_fix", mode, confidence=conf, similarity=sim, margin=margin, tile=tile, reason=reason,
+                            track=self.tracks)
         if self.off_map:
             # The prediction explains the missing match: no count towards losing the track.
             return self._outside(mode, reason, conf, sim, margin, tile)
@@ -329,7 +341,7 @@ class Tracker:
         if self.misses >= self.settings.lost_after:
             self.reset()
             return Estimate("no_fix", mode, confidence=conf, similarity=sim, margin=margin, tile=tile,
-                            reason=f"lost track ({reason})")
+                            reason=f"lost track ({reason})", track=self.tracks)
         # Coasting: report the prediction with a confidence that decays with each missed frame.
         coast = 0.5 ** self.misses
         est = self._estimate("predicted", mode, 0.0, sim, margin, tile)
@@ -345,4 +357,5 @@ class Tracker:
 
     def _estimate(self, status: str, mode: str, conf: float, sim: float, margin: float, tile: int) -> Estimate:
         e, n, ve, vn = (float(v) for v in self.x)
-        return Estimate(status, mode, e, n, ve, vn, self.position_sigma(), conf, sim, margin, tile, state=self.state)
+        return Estimate(status, mode, e, n, ve, vn, self.position_sigma(), self.velocity_sigma(), conf, sim, margin,
+                        tile, state=self.state, track=self.tracks)
