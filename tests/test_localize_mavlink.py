@@ -348,6 +348,26 @@ def test_without_a_fix_gps_input_keeps_coming_as_no_fix_at_the_rate():
     assert sim.no_fix >= 6 and not sim.fused              # ~5 Hz of NO_FIX, not silence
 
 
+def test_a_slow_models_fix_is_repeated_as_a_prediction_not_dropped_as_stale():
+    """geossm-small on a CPU hands a fix over ~1 s after its capture: staleness counts from the handover."""
+    port = _free_port()
+    sim = SimulatedAutopilot("ardupilot", documented("ardupilot", "gps_input"))
+    peer = AutopilotPeer(sim, port)
+    sink = MavlinkSink(_settings(f"udpout:127.0.0.1:{port}", rate_hz=10.0))
+    record = {"status": "fix", "lat": 47.371, "lon": 8.542, "sigma_m": 20.0, "v_north": 1.0, "v_east": 0.0,
+              "sigma_v_mps": 5.0, "altitude_m": 100.0, "captured_unix": time.time() - 1.5, "track": 1,
+              "confidence": 0.6}
+    try:
+        sink.emit(record)
+        time.sleep(0.2)
+        before_no_fix, before = sim.no_fix, peer.received["GPS_INPUT"]
+        time.sleep(0.6)
+        assert sim.no_fix == before_no_fix and peer.received["GPS_INPUT"] - before >= 4
+    finally:
+        sink.close()
+        peer.close()
+
+
 def test_mavlink_wait_wants_the_chosen_autopilots_heartbeat():
     port = _free_port()
     gcs = AutopilotPeer(SimulatedAutopilot("ardupilot", {}), port, heartbeat_autopilot=8, vehicle_type=6)

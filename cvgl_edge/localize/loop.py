@@ -49,6 +49,11 @@ class LoopSettings:
     min_similarity: float | None = None  # None: the index's ``min_similarity`` (if it stores one)
 
 
+def frame_altitude(frame: Any, settings: LoopSettings) -> float | None:
+    """Height above ground: the frame's telemetry, else ``--altitude``."""
+    return frame.altitude_m if frame.altitude_m is not None else settings.altitude_m
+
+
 def tracker_settings_for(index: TileIndex, min_similarity: float | None = None) -> TrackerSettings:
     """Filter settings scaled to the index's tiles (stride = typical retrieval error).
 
@@ -93,13 +98,9 @@ class Localizer:
                                coverage)
         self.prep = index.preprocess
 
-    def _altitude(self, frame: Any) -> float | None:
-        """Height above ground: the frame's telemetry, else ``--altitude``."""
-        return frame.altitude_m if frame.altitude_m is not None else self.settings.altitude_m
-
     def _square(self, frame: Any) -> np.ndarray:
         s = self.settings
-        alt = self._altitude(frame)
+        alt = frame_altitude(frame, s)
         heading = frame.heading_deg if frame.heading_deg is not None else s.heading_deg
         side = frame_crop_px(frame.image.shape[1], self.tile_m, alt, s.hfov_deg)
         if side is None:
@@ -146,7 +147,7 @@ class Localizer:
             "sigma_v_mps": num(est.sigma_v) if lat is not None else None, "track": est.track,
             "similarity": num(est.similarity), "margin": num(est.margin), "tile": est.tile,
             "searched": cands.searched, "dropped": frame.dropped, "reason": reason, "state": est.state,
-            "altitude_m": self._altitude(frame), "heading_deg": frame.heading_deg,
+            "altitude_m": frame_altitude(frame, self.settings), "heading_deg": frame.heading_deg,
             "latency_ms": {k2: round(v, 3) for k2, v in lat_ms.items()},
         }
 

@@ -150,6 +150,7 @@ class MavlinkSink:
         self._send_lock = threading.Lock()       # pymavlink's sequence counter is not thread-safe
         self._latest: PositionSample | None = None
         self._fresh = False
+        self._latest_at = -math.inf              # when the loop handed the latest record over
         self._last_send = -math.inf
         self._stop = threading.Event()
         self._heartbeat_seen = threading.Event()
@@ -167,6 +168,7 @@ class MavlinkSink:
         with self._lock:
             self._latest = sample_from_record(record)
             self._fresh = self._latest is not None
+            self._latest_at = time.monotonic()
 
     @property
     def sent(self) -> dict[str, int]:
@@ -237,14 +239,15 @@ class MavlinkSink:
                 next_origin = now + ORIGIN_RETRY_S
             since = now - self._last_send
             with self._lock:
-                sample, fresh = self._latest, self._fresh
-                if fresh and since >= min_interval:
-                    self._fresh = False
-            if fresh and since >= min_interval:
+                sample, handed_at = self._latest, self._latest_at
+                send_fresh = self._fresh and since >= min_interval
+                self._fresh = self._fresh and not send_fresh
+            if send_fresh:
                 self._send_position(sample)
             elif since >= period:
-                unix_now = time.time()
-                current = sample.propagated(unix_now) if sample and unix_now - sample.unix_s <= s.stale_s else None
+                # Between fixes: the latest one dead-reckoned to now, until the loop has been silent for stale_s
+                # (measured from when it handed the fix over, so a slow model's latency does not count).
+                current = sample.propagated(time.time()) if sample and now - handed_at <= s.stale_s else None
                 self._send_position(current)
             else:
                 continue
