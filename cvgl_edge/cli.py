@@ -417,10 +417,22 @@ def one_line(error: CvglError) -> str:
     return last.split(marker, 1)[1] if marker in last else last
 
 
+def click_error(exc: BaseException) -> tuple[str, int] | None:
+    """(message, exit code) of a command-line usage error (unknown option or command, a value out of
+    range, a missing argument), whichever click typer brings (typer 0.29 vendors its own); None otherwise."""
+    if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
+        return " ".join(str(exc.format_message()).split()), exc.exit_code
+    return None
+
+
 def main() -> None:
-    """Entry point: run the typer app, turning user errors into one line and exit code 2."""
+    """Entry point: run the typer app, turning user errors into one line and exit code 2.
+
+    Why ``standalone_mode=False``: click would print usage errors as a boxed panel of several
+    lines; here they end like every other user error, as one ``error:`` line (exit 2).
+    """
     try:
-        app()
+        code = app(standalone_mode=False)
     except CvglError as error:
         # plain print: rich would wrap a long message over several lines
         print(f"error: {one_line(error)}", file=sys.stderr)
@@ -428,6 +440,15 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]")
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - only click's usage errors are handled; the rest re-raised
+        usage = click_error(exc)
+        if usage is None:
+            raise
+        message, exit_code = usage
+        if message:  # a bare command group prints its help and says nothing more
+            print(f"error: {message}", file=sys.stderr)
+        sys.exit(exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
