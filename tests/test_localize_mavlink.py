@@ -383,3 +383,28 @@ def test_mavlink_wait_wants_the_chosen_autopilots_heartbeat():
             MavlinkSink(_settings(f"udpout:127.0.0.1:{port}", wait_heartbeat_s=1.0))
     finally:
         px4.close()
+
+
+def test_a_serial_link_works_out_of_the_box():
+    """The README's own example is a serial device (the autopilot's telemetry port): pyserial is a dependency."""
+    import os
+    import select
+
+    from autopilot_sim import mavutil
+
+    master, slave = os.openpty()
+    sink = MavlinkSink(_settings(f"{os.ttyname(slave)},115200"))
+    parser = mavutil.mavlink.MAVLink(None)
+    parser.robust_parsing = True
+    kinds = set()
+    try:
+        deadline = time.monotonic() + 3
+        while "GPS_INPUT" not in kinds and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                for msg in parser.parse_buffer(os.read(master, 4096)) or []:
+                    kinds.add(msg.get_type())
+    finally:
+        sink.close()
+        os.close(master)
+        os.close(slave)
+    assert {"HEARTBEAT", "GPS_INPUT"} <= kinds
