@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.io import check_outputs
 from cvgl_edge.progress import console
 
 app = typer.Typer(
@@ -224,6 +225,7 @@ def eval_command(
     from cvgl_edge.eval.evaluate import evaluate_source
     from cvgl_edge.eval.report import metrics_table
 
+    check_outputs({"--json": json_out}, {"SOURCE": source})
     record = evaluate_source(
         source, backend, data, split=split, batch_size=batch_size, device=device,
         polar=polar, workers=workers, show_progress=progress, precision=precision, variant=protocol,
@@ -307,6 +309,8 @@ def export_command(
     """Export encoder branches to ONNX (one SelectiveScan node per scan), checked against PyTorch, then verified."""
     from cvgl_edge.export.pipeline import ExportRequest, run_export
 
+    check_outputs({"--json": json_out}, {"CHECKPOINT": checkpoint, "--calibration": calibration,
+                                         "--plugin-lib": plugin_lib})
     request = ExportRequest(checkpoint=checkpoint, out=out, branch=branch, format=format_,
                             precision=precision, opset=opset, check_images=check_images,
                             calibration=calibration, verify=verify, verify_pairs=verify_pairs,
@@ -332,6 +336,7 @@ def verify_command(
     """Run an exported artifact and the PyTorch checkpoint on the same pairs; exit 1 past the thresholds."""
     from cvgl_edge.export.verify import summary_line, verify, verify_table
 
+    check_outputs({"--json": json_out}, {"ARTIFACT": artifact, "--against": against})
     with console.status(f"verifying {artifact.name} against {against.name}"):
         record = verify(artifact, against, data=data, split=split, pairs=pairs,
                         min_cosine=min_cosine, max_r1_drop=max_r1_drop, backend=backend)

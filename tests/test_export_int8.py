@@ -4,6 +4,10 @@ calibration cache is reused, the TensorRT text cache parses, and bad recipes are
 
 import json
 import math
+import os
+import subprocess
+import sys
+import tempfile
 
 import onnx
 import pytest
@@ -40,8 +44,28 @@ def exported(tmp_path_factory):
     request = ExportRequest(checkpoint=checkpoint, out=root / "out", branch="ground", precision="int8",
                             check_images=3, calibration=recipe, verify_pairs=40)
     runs_before = int8_quantize.CALIBRATION_RUNS
-    (report,) = run_export(request)
+    # What a calibration killed by SIGKILL left (its scratch folder; the process is gone), and a
+    # private system temp dir to see whether the export leaks anything there.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = root / "out" / f".cvgl-int8.{dead.pid}.x1y2.tmp"
+    stale.mkdir(parents=True)
+    (stale / "fp32.onnx").write_bytes(b"half")
+    system_tmp, saved = root / "system-tmp", tempfile.tempdir
+    system_tmp.mkdir()
+    tempfile.tempdir = str(system_tmp)
+    try:
+        (report,) = run_export(request)
+    finally:
+        tempfile.tempdir = saved
+    report["_leaks"] = {"stale_scratch_left": stale.exists(), "system_tmp": sorted(n for n in os.listdir(system_tmp) if n.startswith("cvgl")),  # not torch's caches
+                        "scratch_in_out": sorted(p.name for p in (root / "out").glob(".cvgl-int8.*"))}
     return model, request, report, int8_quantize.CALIBRATION_RUNS - runs_before
+
+
+def test_calibration_scratch_stays_beside_the_output_and_a_killed_runs_is_removed(exported):
+    leaks = exported[2]["_leaks"]
+    assert leaks == {"stale_scratch_left": False, "system_tmp": [], "scratch_in_out": []}
 
 
 def _graph(report) -> onnx.ModelProto:

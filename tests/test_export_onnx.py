@@ -233,3 +233,23 @@ def test_cli_one_line_errors(tmp_path, args, fragment):
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith("error:") and fragment in lines[0]
     assert not list(tmp_path.iterdir())
+
+
+def test_a_kill_during_verification_leaves_no_file_under_the_final_name(tmp_path, monkeypatch):
+    """eval and localize pick files by name: an unverified one must never carry it."""
+    from cvgl_edge.export import auto_verify
+
+    checkpoint = save_checkpoint(build_model("geossm-nano", **TINY).eval(), tmp_path / "ckpt.pt")
+    out = tmp_path / "out"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # what SIGINT does; SIGKILL leaves the same files behind
+    monkeypatch.setattr(auto_verify, "_run", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_export(ExportRequest(checkpoint=checkpoint, out=out, branch="ground", check_images=2, verify_pairs=8))
+    assert not (out / "geossm-nano-ground.onnx").exists()
+    assert (out / "geossm-nano-ground.unverified.onnx").exists()          # waiting, under a name nothing picks
+    monkeypatch.undo()
+    run_export(ExportRequest(checkpoint=checkpoint, out=out, branch="ground", check_images=2, verify_pairs=8))
+    assert (out / "geossm-nano-ground.onnx").exists()
+    assert not list(out.glob("*.unverified.onnx*"))                      # the next run took the leftover's place

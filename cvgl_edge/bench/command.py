@@ -52,8 +52,10 @@ def bench_command(
     from cvgl_edge.bench.runner import RunPolicy
     from cvgl_edge.bench.session import BenchRequest, run_bench
     from cvgl_edge.cli_options import parse_assignments
+    from cvgl_edge.io import check_outputs
     from cvgl_edge.progress import console
 
+    check_outputs({"--json": json_out, "--markdown": markdown_out, "--plot": plot_out}, {"CHECKPOINT": checkpoint})
     request = BenchRequest(
         checkpoint=checkpoint, model=model, overrides=parse_assignments(set_, "--set"), backend=backend,
         device=device, precision=precision, branch=branch, batch_sizes=batch_sizes,

@@ -15,6 +15,7 @@ a user error (CvglError), since ONNX Runtime on the CPU is always available.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,20 @@ class VerifySettings:
     trusted: bool = False
 
 
+def unverified_path(final: Path) -> Path:
+    """``m-ground.fp16.onnx`` -> ``m-ground.fp16.unverified.onnx``: where an export waits for its
+    verification. Why: a kill during the minutes of verification must never leave an unverified
+    file under the name eval and localize pick up; it is renamed only once its verification is
+    final (:func:`promote`), and the next export of that name overwrites a leftover."""
+    final = Path(final)
+    return final.with_name(f"{final.stem}.unverified{final.suffix}")
+
+
+def promote(staged: Path, final: Path) -> None:
+    """Move a verified (or, with --no-verify, deliberately unverified) artifact to its final name."""
+    os.replace(staged, final)
+
+
 def report_path(artifact: Path) -> Path:
     """``<artifact>.verify.json`` (e.g. ``geossm-small-ground.fp16.onnx.verify.json``)."""
     return Path(str(artifact) + SUFFIX)
@@ -53,27 +68,31 @@ def _run(artifact: Path, settings: VerifySettings) -> dict[str, Any]:
                       max_r1_drop=settings.max_r1_drop, trusted=settings.trusted)
 
 
-def verify_artifact(artifact: Path, settings: VerifySettings, engine: bool = False) -> dict[str, Any]:
+def verify_artifact(artifact: Path, settings: VerifySettings, engine: bool = False,
+                    final: Path | None = None) -> dict[str, Any]:
     """Verify one artifact, write its ``.verify.json``, print one summary line; returns the record.
 
     ``engine``: a CvglError from verify (cannot run engines here) is recorded as "not run".
+    ``final``: the name the artifact gets once verified (it runs from :func:`unverified_path`);
+    the record, its file and the line name that one.
     """
     from cvgl_edge.export.verify import summary_line
 
     artifact = Path(artifact)
+    named = Path(final) if final is not None else artifact
     try:
-        record = _run(artifact, settings)
+        record = {**_run(artifact, settings), "artifact": str(named)}
     except CvglError as exc:
         if not engine:
-            raise CvglError(f"wrote {artifact} but could not verify it: {exc}") from exc
-        record = {"status": "not run", "reason": str(exc), "artifact": str(artifact),
+            raise CvglError(f"wrote {named} but could not verify it: {exc}") from exc
+        record = {"status": "not run", "reason": str(exc), "artifact": str(named),
                   "checkpoint": str(settings.checkpoint), "passed": None}
-        line = f"NOT RUN: verification of {artifact.name}: {exc}"
+        line = f"NOT RUN: verification of {named.name}: {exc}"
     else:
         record = {"status": "passed" if record["passed"] else "failed", **record}
         line = summary_line(record)
-    atomic_write_json(record, report_path(artifact))
-    print(f"{line} [{report_path(artifact).name}]", flush=True)  # stdout, like `cvgl-edge verify`
+    atomic_write_json(record, report_path(named))
+    print(f"{line} [{report_path(named).name}]", flush=True)  # stdout, like `cvgl-edge verify`
     return record
 
 

@@ -14,7 +14,6 @@ points unless ``--max-r1-drop`` says otherwise), and removes a file that fails.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from torch import nn
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError
+from cvgl_edge.export.auto_verify import unverified_path
 from cvgl_edge.export.calibration import Recipe, calibration_images
 from cvgl_edge.export.int8_checks import qdq_problems, qdq_structure
 from cvgl_edge.export.int8_quantize import QUANTIZED_OP_TYPES, isolate_quantized_inputs, quantize_int8
@@ -32,7 +32,7 @@ from cvgl_edge.export.onnx_format import IR_VERSION
 from cvgl_edge.export.onnx_validate import checker_error, compare_with_torch, scan_structure
 from cvgl_edge.export.sample_images import sample_images
 from cvgl_edge.export.trt_cache import write_trt_cache
-from cvgl_edge.io import atomic_write, atomic_write_json
+from cvgl_edge.io import atomic_write, atomic_write_json, scratch_folder
 from cvgl_edge.progress import console
 
 
@@ -78,8 +78,8 @@ def export_int8_one(model: nn.Module, view: str, request: Any, recipe: Recipe, d
     with console.status(f"[bold]{name}[/bold]: tracing and lowering to ONNX"):
         fp32_model = export_branch(model, view, request.opset, digest)
         report["int8_input_copies"] = isolate_quantized_inputs(fp32_model)
-    with tempfile.TemporaryDirectory(prefix="cvgl-int8-") as tmp:
-        fp32_path, int8_tmp = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+    with scratch_folder(request.out, "cvgl-int8") as tmp:
+        fp32_path, int8_tmp = tmp / "fp32.onnx", tmp / "int8.onnx"
         onnx.save_model(fp32_model, str(fp32_path))
 
         def images():
@@ -114,7 +114,7 @@ def export_int8_one(model: nn.Module, view: str, request: Any, recipe: Recipe, d
             raise _Rejected()
 
     try:
-        atomic_write(paths["onnx"], write_and_check)
+        atomic_write(unverified_path(paths["onnx"]), write_and_check)   # final name once verified (pipeline)
         report["written"] = True
     except _Rejected:
         report["written"] = False

@@ -130,7 +130,7 @@ def compute_ranges(fp32_path: Path, batches: Iterable[np.ndarray], method: str) 
     # No max_intermediate_outputs: in onnxruntime 1.31 it drops the batches it clears
     # instead of merging them; MinMax keeps only per-batch scalars anyway.
     options: dict[str, Any] = {"symmetric": True}
-    with tempfile.TemporaryDirectory(prefix="cvgl-calib-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cvgl-calib-", dir=fp32_path.parent) as tmp:  # inside the caller's scratch
         calibrator = create_calibrator(
             fp32_path, list(QUANTIZED_OP_TYPES), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
             calibrate_method=_method(method), providers=["CPUExecutionProvider"], extra_options=options,
@@ -206,7 +206,7 @@ def quantize_int8(
         cache = CalibrationCache(model_sha256, recipe_sha256, method, ranges, manifest)
         atomic_write_json(cache.to_dict(), cache_path)
     assert cache is not None
-    with tempfile.TemporaryDirectory(prefix="cvgl-quant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cvgl-quant-", dir=fp32_path.parent) as tmp:
         ort_cache = Path(tmp) / "ranges.json"
         _ort_cache_file(cache, ort_cache)
         logger = logging.getLogger()

@@ -176,7 +176,7 @@ def export_one(model: nn.Module, view: str, request: ExportRequest, model_sha256
             raise _Rejected()
 
     try:
-        atomic_write(onnx_path, write_and_check)
+        atomic_write(auto_verify.unverified_path(onnx_path), write_and_check)   # final name once verified
         report["written"] = True
     except _Rejected:
         report["written"] = False
@@ -211,6 +211,8 @@ def run_export(request: ExportRequest) -> list[dict[str, Any]]:
     views = check_request(request)
     reports = _export_onnx(request, views)
     _verify_step(request, reports, "file")
+    for report in reports:  # verified (or --no-verify): now under the name eval and localize use
+        auto_verify.promote(auto_verify.unverified_path(Path(report["file"])), Path(report["file"]))
     if request.format == "engine":
         from cvgl_edge.export.trt_engine_step import build_engines
 
@@ -235,21 +237,22 @@ def _verify_step(request: ExportRequest, reports: list[dict[str, Any]], kind: st
                                           trusted=request.trusted)
     failed = []
     for report in reports:
-        artifact = Path(report["file"] if kind == "file" else report["engine"]["engine"])
-        record = auto_verify.verify_artifact(artifact, settings, engine=kind == "engine")
-        report[key] = auto_verify.summary(record, artifact)
+        final = Path(report["file"] if kind == "file" else report["engine"]["engine"])
+        artifact = auto_verify.unverified_path(final) if kind == "file" else final
+        record = auto_verify.verify_artifact(artifact, settings, engine=kind == "engine", final=final)
+        report[key] = auto_verify.summary(record, final)
         if record["status"] == "failed":
-            failed.append((artifact, record))
+            failed.append((artifact, final, record))
     if not failed:
         return
-    for artifact, _ in failed:
+    for artifact, _, _ in failed:
         artifact.unlink(missing_ok=True)
     for report in reports:
         atomic_write_json(report, Path(report["report_file"]))
-    artifact, record = failed[0]
+    _, final, record = failed[0]
     more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-    raise CvglError(f"{artifact.name} failed verification ({'; '.join(record['failures'])}){more}; file removed, "
-                    f"see {auto_verify.report_path(artifact)} (--no-verify keeps unverified files)")
+    raise CvglError(f"{final.name} failed verification ({'; '.join(record['failures'])}){more}; file removed, "
+                    f"see {auto_verify.report_path(final)} (--no-verify keeps unverified files)")
 
 
 def _export_onnx(request: ExportRequest, views: list[str]) -> list[dict[str, Any]]:
