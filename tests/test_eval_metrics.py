@@ -65,3 +65,33 @@ def test_bool_mask_positives_and_errors():
     assert retrieval_metrics(q, q, positives=mask)["R@1"] == 100.0
     with pytest.raises(ValueError):
         retrieval_metrics(q, q, positives=[[0], [], [2]])
+
+
+def test_non_finite_descriptors_are_an_error_not_a_perfect_score():
+    from cvgl_edge.errors import CvglError
+
+    good = torch.nn.functional.normalize(torch.randn(6, 4), dim=1)
+    nan = good.clone()
+    nan[2, 1] = float("nan")
+    with pytest.raises(CvglError, match="1 non-finite values in the query descriptors"):
+        retrieval_metrics(nan, good)
+    with pytest.raises(CvglError, match="in the gallery descriptors"):
+        cross_view_metrics(good, torch.full_like(good, float("inf")))
+
+
+def test_eval_of_a_checkpoint_with_nan_weights_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from cvgl_edge.models import build_model, save_checkpoint
+    from tiny import TINY
+
+    model = build_model("geossm-nano", **TINY)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    ckpt = save_checkpoint(model, tmp_path / "nan.pt")
+    run = subprocess.run([sys.executable, "-m", "cvgl_edge.cli", "eval", str(ckpt), "--data", "synthetic:64",
+                          "--no-progress"], capture_output=True, text=True, timeout=300)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 2 and len(lines) == 1 and "non-finite values" in lines[0], run.stderr[-2000:]

@@ -20,11 +20,22 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from cvgl_edge.errors import CvglError
+
 RECALL_KS: tuple[int, ...] = (1, 5, 10)
 #: similarities held at once (query chunk x gallery): bounds memory on large galleries
 CHUNK_ELEMENTS = 1 << 23
 
 Positives = Sequence[Sequence[int]] | np.ndarray | None
+
+
+def check_finite(descriptors: torch.Tensor, what: str) -> None:
+    """CvglError when descriptors hold NaN/inf. Why here, where every metric starts: NaN
+    similarities rank every query first, so NaN weights used to score R@1 = 100 %."""
+    bad = int((~torch.isfinite(descriptors)).sum())
+    if bad:
+        raise CvglError(f"{bad} non-finite values in the {what} descriptors (the model's weights or the images "
+                        "hold NaN/inf): retrieval metrics on them would be meaningless")
 
 
 def one_percent_k(gallery_size: int) -> int:
@@ -87,6 +98,8 @@ def retrieval_metrics(
     """
     query = query.float()
     gallery = gallery.float()
+    check_finite(query, "query")
+    check_finite(gallery, "gallery")
     n_query, n_gallery = query.shape[0], gallery.shape[0]
     if n_query == 0 or n_gallery == 0:
         raise ValueError("empty query or gallery")
