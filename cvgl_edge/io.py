@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import hashlib
@@ -65,6 +66,15 @@ def scratch_folder(parent: str | Path, label: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _out_of_space(exc: BaseException) -> bool:
+    """A full disk or quota, whichever way it surfaces: OSError ENOSPC/EDQUOT, or torch.save's
+    "unexpected pos" / "file write failed" (its zip writer hides the errno)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    return "unexpected pos" in text or "file write failed" in text
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temp file beside ``path``, fsync it, then rename over ``path``.
 
@@ -83,6 +93,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        if not _out_of_space(exc):
+            raise
+        free = shutil.disk_usage(path.parent).free / 1e6
+        raise CvglError(f"could not write {path}: no space left on the device ({free:.0f} MB free); "
+                        f"{'the previous file is kept' if path.exists() else 'nothing was written'}") from exc
     finally:
         if tmp.exists():
             tmp.unlink()

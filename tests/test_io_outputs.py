@@ -101,3 +101,22 @@ def test_commands_refuse_bad_outputs_in_one_line_before_reading_anything(monkeyp
         expected = expected.replace(key, value)
     assert code == 2 and len(lines) == 1 and expected in lines[0], err
     assert {p: p.read_bytes() for p in (ckpt, onnx)} == before
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"),
+                                     RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")])
+def test_a_full_disk_is_one_line_and_the_previous_file_survives(tmp_path, failure):
+    target = tmp_path / "last.pt"
+    target.write_bytes(b"the good checkpoint")
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise failure
+    with pytest.raises(CvglError, match=r"could not write .*last.pt: no space left on the device .* previous file is kept"):
+        atomic_write(target, write)
+    assert target.read_bytes() == b"the good checkpoint" and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_other_write_errors_are_not_mistaken_for_a_full_disk(tmp_path):
+    with pytest.raises(ValueError):
+        atomic_write(tmp_path / "x", lambda tmp: (_ for _ in ()).throw(ValueError("bad data")))
