@@ -8,11 +8,12 @@ parameters are prefixed by the component: ``build_loss("infonce+dice", **{"dice.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Callable
 
 from torch import nn
 
-from cvgl_edge.errors import CvglError
+from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.losses.combined import build_combined
 from cvgl_edge.losses.ddal import DDALoss
 from cvgl_edge.losses.dice import DiceLoss
@@ -39,12 +40,28 @@ def _build_one(name: str, **kwargs: Any) -> nn.Module:
         raise CvglError(f"unknown loss {name!r}; available: {', '.join(list_losses())} "
                         "(or several joined by +, e.g. infonce+dice+kl)")
     cls = LOSSES[name]
-    valid = [p for p in inspect.signature(cls).parameters if p != "self"]
-    unknown = sorted(set(kwargs) - set(valid))
+    params = {k: p for k, p in inspect.signature(cls).parameters.items() if k != "self"}
+    unknown = sorted(set(kwargs) - set(params))
     if unknown:
         raise CvglError(f"unknown option(s) for loss {name}: {', '.join(unknown)}; "
-                        f"valid: {', '.join(valid)}")
-    return cls(**kwargs)
+                        f"valid: {', '.join(params)}")
+    for key, value in kwargs.items():
+        _check_kind(name, key, value, params[key].default)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError, ArithmeticError) as exc:  # a value the loss cannot use
+        raise CvglError(f"loss {name}: {first_line(exc)}") from None
+
+
+def _check_kind(loss: str, key: str, value: Any, default: Any) -> None:
+    """A value of the kind the parameter's default has: a flag stays a flag, a number a finite
+    number (``--loss-param gamma=abc`` arrives as the string 'abc')."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise CvglError(f"loss {loss}: {key} must be true or false, got {value!r}")
+    elif isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise CvglError(f"loss {loss}: {key} must be a finite number, got {value!r}")
 
 
 def build_loss(name: str, **kwargs: Any) -> nn.Module:

@@ -11,6 +11,8 @@ Training may add keys (optimizer, epoch, ...). The model is rebuilt from the fil
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from cvgl_edge.errors import CvglError, first_line
+from cvgl_edge.io import atomic_torch_save
 from cvgl_edge.models.registry import build_model
 
 FORMAT = "cvgl-edge"
@@ -41,11 +44,9 @@ def checkpoint_payload(model: nn.Module) -> dict[str, Any]:
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, **extra: Any) -> Path:
-    """Write ``checkpoint_payload(model)`` plus ``extra`` keys to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({**checkpoint_payload(model), **extra}, path)
-    return path
+    """Write ``checkpoint_payload(model)`` plus ``extra`` keys to ``path``, atomically (a full
+    disk is a one-line error and leaves the previous file, see ``cvgl_edge.io.atomic_write``)."""
+    return atomic_torch_save({**checkpoint_payload(model), **extra}, path)
 
 
 def _numpy_safe_globals() -> list[Any]:
@@ -59,13 +60,38 @@ def _numpy_safe_globals() -> list[Any]:
     return [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, *dtypes]
 
 
+def load_weights_only(path: str | Path, map_location: Any = "cpu", extra_globals: Sequence[Any] = ()) -> Any:
+    """``torch.load`` that cannot run code: weights-only unpickling, allowing just the numpy
+    types cvgl-edge's own checkpoints hold (the RNG state) plus ``extra_globals`` (plain-data
+    types a foreign format carries). Every checkpoint and weights read goes through here."""
+    with torch.serialization.safe_globals([*_numpy_safe_globals(), *extra_globals]):
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
+_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def load_failure_reason(exc: BaseException) -> str:
+    """One line on why a load failed; for a weights-only refusal, the refused object rather
+    than torch's advice to load the file with weights_only=False."""
+    text = _ANSI.sub("", str(exc))
+    if not text.startswith("Weights only load failed"):
+        return first_line(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = next((line for line in lines if not line.startswith(_BOILERPLATE)), "")
+    detail = detail.removeprefix("WeightsUnpickler error:").strip() or "not tensors and plain data"
+    return f"refused by the weights-only loader, which never runs code from a file ({detail})"
+
+
 def read_checkpoint(
     path: str | Path, map_location: Any = "cpu", trusted: bool = False
 ) -> dict[str, Any]:
     """Load and validate the checkpoint dict.
 
-    Unpickling is weights-only (plus numpy arrays) so a checkpoint cannot run code;
-    ``trusted=True`` lifts that for files the user vouches for.
+    Unpickling is weights-only (``load_weights_only``) so a checkpoint cannot run code;
+    ``trusted=True`` (Python API only, never the CLI or ``--resume``) lifts that for
+    files the user vouches for.
     """
     path = Path(path)
     if not path.is_file():
@@ -74,11 +100,9 @@ def read_checkpoint(
         if trusted:
             payload = torch.load(path, map_location=map_location, weights_only=False)
         else:
-            with torch.serialization.safe_globals(_numpy_safe_globals()):
-                payload = torch.load(path, map_location=map_location, weights_only=True)
+            payload = load_weights_only(path, map_location)
     except Exception as exc:  # noqa: BLE001 - unreadable file is a user problem
-        first = first_line(exc)
-        raise CvglError(f"cannot read checkpoint {path}: {first}") from exc
+        raise CvglError(f"cannot read checkpoint {path}: {load_failure_reason(exc)}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CvglError(f"{path} is not a cvgl-edge checkpoint (no 'format': '{FORMAT}' entry)")
     version = payload.get("format_version")
@@ -94,9 +118,11 @@ def read_checkpoint(
 
 
 def load_state_dict_strict(
-    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str
+    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str,
+    against: str = "its model config",
 ) -> None:
-    """Strict load with a one-line CvglError naming a few offending keys."""
+    """Strict load with a one-line CvglError naming a few offending keys (``source`` does
+    not match ``against``)."""
     target = model.state_dict()
     missing = [k for k in target if k not in state_dict]
     unexpected = [k for k in state_dict if k not in target]
@@ -110,7 +136,7 @@ def load_state_dict_strict(
             parts.append(f"{len(missing)} missing ({', '.join(missing[:3])})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})")
-        raise CvglError(f"{source} does not match its model config: " + "; ".join(parts))
+        raise CvglError(f"{source} does not match {against}: " + "; ".join(parts))
     model.load_state_dict(state_dict, strict=True)
 
 

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvgl_edge.errors import CvglError, first_line
+from cvgl_edge.errors import CvglError
+from cvgl_edge.models.checkpoint import load_failure_reason, load_weights_only
 from cvgl_edge.models.drop_path import DropPath
 
 #: torchvision ConvNeXt-Tiny: (width, depth) of the four stages.
@@ -146,14 +147,17 @@ class ConvNeXtLoadReport:
 
 
 def read_state_dict(path: str | Path, trusted: bool = False) -> dict[str, torch.Tensor]:
-    """A state dict from a local .pth (plain, or wrapped in {"model"|"state_dict": ...})."""
+    """A state dict from a local .pth (plain, or wrapped in {"model"|"state_dict": ...}).
+
+    Read weights-only, so the file cannot run code; ``trusted=True`` (Python API only, never
+    the CLI) lifts that for files the user vouches for."""
     path = Path(path)
     if not path.is_file():
         raise CvglError(f"ConvNeXt weights not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=not trusted)
+        data = torch.load(path, map_location="cpu", weights_only=False) if trusted else load_weights_only(path)
     except Exception as exc:  # noqa: BLE001 - unreadable file is a user problem
-        raise CvglError(f"cannot read ConvNeXt weights {path}: {first_line(exc)}") from exc
+        raise CvglError(f"cannot read ConvNeXt weights {path}: {load_failure_reason(exc)}") from exc
     for key in ("model", "state_dict"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvgl_edge.errors import CvglError, first_line
+from cvgl_edge.errors import CvglError
+from cvgl_edge.models.checkpoint import load_failure_reason, load_weights_only
 
 ClsPosition = Literal["middle", "first"]
 
@@ -49,8 +50,8 @@ def read_vim_state_dict(path: str | Path, trusted: bool = False) -> dict[str, to
     """Read a checkpoint file (.pth/.pt with {"model": ...} or bare, or .safetensors).
 
     ``torch.load`` runs with ``weights_only=True`` (argparse.Namespace allowed, as the
-    official files carry their training args); ``trusted=True`` lifts that for files
-    the user vouches for.
+    official files carry their training args); ``trusted=True`` (Python API only, never
+    the CLI) lifts that for files the user vouches for.
     """
     path = Path(path)
     if not path.is_file():
@@ -63,12 +64,10 @@ def read_vim_state_dict(path: str | Path, trusted: bool = False) -> dict[str, to
         elif trusted:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         else:
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = load_weights_only(path, extra_globals=[argparse.Namespace])
     except Exception as exc:  # noqa: BLE001 - any read failure is a user-file problem
-        first = first_line(exc)
         hint = "" if trusted else " (if you trust this file, load it with trusted=True)"
-        raise CvglError(f"cannot read Vim checkpoint {path}: {first}{hint}") from exc
+        raise CvglError(f"cannot read Vim checkpoint {path}: {load_failure_reason(exc)}{hint}") from exc
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_ema"):
             if key in obj and isinstance(obj[key], dict):

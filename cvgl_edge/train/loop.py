@@ -16,13 +16,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from cvgl_edge.data import build_dataset
-from cvgl_edge.errors import CvglError
+from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.eval.embed import embed_pairs
 from cvgl_edge.eval.metrics import cross_view_metrics
-from cvgl_edge.io import atomic_torch_save
+from cvgl_edge.io import atomic_torch_save, atomic_write
 from cvgl_edge.losses import build_loss
 from cvgl_edge.models import build_model
-from cvgl_edge.models.checkpoint import checkpoint_payload
+from cvgl_edge.models.checkpoint import checkpoint_payload, load_state_dict_strict, read_checkpoint
 from cvgl_edge.progress import console, make_progress
 from cvgl_edge.train.config import TrainConfig
 from cvgl_edge.train.distributed import (
@@ -71,6 +71,41 @@ def resolve_device(name: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise CvglError(f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist")
     return device
+
+
+def check_out_folder(path: Path) -> None:
+    """``--out`` must be a folder or not exist yet, nor lie under a file: one line, before any work."""
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                where = "" if part == path else f" ({part} is a file)"
+                raise CvglError(f"--out {path} is not a folder{where}: give a folder for the run")
+            return
+
+
+def trim_metrics_log(path: Path, step: int) -> None:
+    """Keep the records up to ``step`` (a resumed run's checkpoint): the steps a killed run
+    logged after its last checkpoint are trained again, and each step is to appear once.
+    A torn last line (killed mid-write) goes too. Rewritten atomically."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
+    atomic_write(path, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in kept)))
+
+
+def _config_differences(saved: dict[str, Any], built: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, saved, built) for every model-config entry both have and that differs."""
+    def plain(value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+    return [(k, saved[k], built[k]) for k in saved if k in built and plain(saved[k]) != plain(built[k])]
 
 
 def _rng_state() -> dict[str, Any]:
@@ -125,6 +160,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: str | bool = False):
         self.cfg = cfg
         self.out_dir = Path(cfg.out)
+        check_out_folder(self.out_dir)
         self.device = resolve_device(cfg.device)
         self.ctx: DistContext = init_distributed(self.device)
         if self.ctx.enabled and self.device.type == "cuda":
@@ -135,6 +171,8 @@ class Trainer:
         resume_state = self._read_resume(resume_path) if resume_path else None
 
         self.model = build_model(cfg.model, **cfg.model_overrides)
+        if resume_state is not None:
+            self._load_resumed_model(resume_state, resume_path)
         if cfg.pretrained and resume_state is None:
             self._load_pretrained(cfg.pretrained)
         self.model.to(self.device)
@@ -180,7 +218,13 @@ class Trainer:
         self.step = 0
         self.best_r1: float | None = None
         if resume_state is not None:
-            self._restore(resume_state)
+            try:
+                self._restore(resume_state)
+            except (KeyError, TypeError, ValueError, RuntimeError) as error:  # optimizer/loss state of another run
+                raise CvglError(f"cannot resume: {resume_path} holds training state this run cannot take "
+                                f"({first_line(error)})") from None
+            if self.ctx.is_main:
+                trim_metrics_log(self.out_dir / METRICS_LOG, self.step)
             console.print(f"resumed from {resume_path} at step {self.step}/{self.total_steps}")
 
     # ----------------------------------------------------------------- set-up helpers
@@ -219,11 +263,13 @@ class Trainer:
         return path
 
     def _read_resume(self, path: Path) -> dict[str, Any]:
+        """The checkpoint to continue, read weights-only (never trusted: a planted last.pt must
+        not run code), checked against this run's settings."""
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # corrupt or foreign file
-            raise CvglError(f"cannot resume: {path} is not a readable checkpoint ({error})") from None
-        if not isinstance(state, dict) or "optimizer" not in state or "step" not in state:
+            state = read_checkpoint(path)
+        except CvglError as error:  # corrupt, foreign or unsafe file
+            raise CvglError(f"cannot resume: {error}") from None
+        if "optimizer" not in state or "step" not in state:
             raise CvglError(f"cannot resume: {path} holds no training state (optimizer, step)")
         saved = state.get("train_config", {})
         for key in ("model", "model_overrides", "data", "batch_size", "loss", "hard_negatives", "neighbours"):
@@ -234,8 +280,21 @@ class Trainer:
                 )
         return state
 
+    def _load_resumed_model(self, state: dict[str, Any], path: Path) -> None:
+        """The checkpoint's weights into the freshly built model, or one line naming how the
+        checkpoint's model differs from the one this run builds (before any data is read)."""
+        built = self.model.config.to_dict()
+        if state["model_name"] != self.model.model_name:
+            raise CvglError(f"cannot resume: {path} holds a {state['model_name']} model, "
+                            f"this run builds {self.model.model_name}")
+        differences = _config_differences(state["model_config"], built)
+        if differences:
+            shown = ", ".join(f"{k}={a!r} (this run: {b!r})" for k, a, b in differences[:4])
+            raise CvglError(f"cannot resume: {path} holds a {state['model_name']} model with {shown}")
+        load_state_dict_strict(self.model, state["state_dict"], f"cannot resume: {path}",
+                               against=f"the {self.model.model_name} model this run builds")
+
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["state_dict"])
         self.loss_fn.load_state_dict(state.get("loss_state", {}))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -268,7 +327,7 @@ class Trainer:
             # query_view is derived from the data spec; recorded so readers need not parse specs
             train_config={**self.cfg.to_dict(), "query_view": self.query_view},
         )
-        return atomic_torch_save(payload, path)
+        return atomic_torch_save(payload, path)  # a full disk: one line, the old file kept
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.ctx.is_main:
