@@ -36,6 +36,16 @@ HARD_NEGATIVES_HELP = ("Hard-negative batches (Sample4Geo): off, gps (geographic
                        "evaluation).")
 
 
+def check_run_outputs(out: Path, json_out: Optional[Path], inputs: dict[str, Optional[Path]]) -> None:
+    """Before any work: ``--out`` is a folder (or new), and neither the files a training run
+    writes there nor ``--json`` is one of its inputs (a teacher at OUT/last.pt would be overwritten)."""
+    from cvgl_edge.train.loop import BEST_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, check_out_folder
+
+    check_out_folder(Path(out))
+    files = {f"--out's {name}": Path(out) / name for name in (LAST_CHECKPOINT, BEST_CHECKPOINT, METRICS_LOG)}
+    check_outputs({**files, "--json": json_out}, inputs)
+
+
 def _write_json(record: dict, path: Optional[Path]) -> None:
     if path is None:
         return
@@ -90,6 +100,8 @@ def train(
     from cvgl_edge.train.hard_negatives import check_mode
     from cvgl_edge.train.loop import train as run_training
     from cvgl_edge.train.optim import OPTIMIZERS
+
+    check_run_outputs(out, json_out, {"--pretrained": pretrained})
 
     if optimizer not in OPTIMIZERS:
         raise CvglError(f"unknown --optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
@@ -168,6 +180,7 @@ def distil_command(
     from cvgl_edge.train.distil_report import comparison_table, distil_report
     from cvgl_edge.train.hard_negatives import check_mode
 
+    check_run_outputs(out, json_out, {"--teacher": teacher})
     if student not in list_models():
         raise CvglError(f"unknown student preset {student!r}; available: {', '.join(list_models())}")
     try:

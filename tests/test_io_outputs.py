@@ -87,6 +87,8 @@ def _main(monkeypatch, capsys, *argv) -> tuple[int, str]:
     (["export", "{ckpt}", "--json", "{ckpt}"], "--json {ckpt} is also CHECKPOINT"),
     (["bench", "{ckpt}", "--json", "{ckpt}"], "--json {ckpt} is also CHECKPOINT"),
     (["eval", "{ckpt}", "--json", "{tmp}"], "is a folder"),
+    (["distil", "--teacher", "{ckpt}", "--student", "geossm-nano", "--out", "{tmp}"], "is also --teacher"),
+    (["train", "--pretrained", "{ckpt}", "--out", "{tmp}"], "is also --pretrained"),
 ])
 def test_commands_refuse_bad_outputs_in_one_line_before_reading_anything(monkeypatch, capsys, tmp_path, argv, message):
     ckpt, onnx = tmp_path / "last.pt", tmp_path / "m.onnx"
