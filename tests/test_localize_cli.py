@@ -159,3 +159,158 @@ def test_camera_error_is_one_line_from_the_console_script(workdir, tmp_path):
     result = cli("localize", "--index", str(idx), "--source", "camera:57", "--out", str(fixes), "--no-progress")
     _assert_one_line_error(result, "cannot open camera 57")
     assert not fixes.exists()
+
+
+def _index_or_skip(workdir) -> Path:
+    idx = workdir / "map.idx"
+    if not idx.is_file():
+        pytest.skip("needs the index of test_mission_build_info_localize_eval")
+    return idx
+
+
+def test_localize_options_out_of_range_are_one_line_before_work(workdir, capsys, tmp_path):
+    """Finding E (and C for --heading nan): each refused in one line, nothing written."""
+    idx = _index_or_skip(workdir)
+    fixes, summary = tmp_path / "fixes.jsonl", tmp_path / "run.json"
+    common = ["--index", idx, "--source", "synthetic", "--out", fixes, "--json", summary, "--no-progress"]
+    for args, fragment in ((["--min-similarity", "5"], "--min-similarity 5.0 is not a cosine"),
+                           (["--hfov", "-30"], "--hfov -30.0: must be between 0 and 180"),
+                           (["--hfov", "180"], "--hfov 180.0: must be between 0 and 180"),
+                           (["--altitude", "-150"], "--altitude -150.0: must be a finite number above 0"),
+                           (["--altitude", "inf"], "--altitude inf"),
+                           (["--heading", "nan"], "--heading nan: must be a finite number"),
+                           (["--fps", "0"], "--fps 0.0: must be a finite number above 0"),
+                           (["--fps", "-1", "--realtime"], "--fps -1.0"),
+                           (["--camera-timeout", "-1"], "--camera-timeout -1.0")):
+        assert_refused(run(capsys, "localize", *common, *args), fragment, fixes, summary,
+                       tmp_path / "fixes.jsonl.lock")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("frame,x,y\n0,1,2\n")
+    assert_refused(run(capsys, "localize", *common, "--eval", "--truth", truth),
+                   "lacks column(s) lat, lon (has frame, x, y)", fixes, summary)
+    nested = tmp_path / "new" / "fixes.jsonl"                   # refused while holding the lock on it
+    assert_refused(run(capsys, "localize", "--index", idx, "--source", "camera:57", "--out", nested, "--no-progress"),
+                   "cannot open camera 57", tmp_path / "new")
+
+
+def test_index_options_out_of_range_are_one_line_before_work(workdir, capsys, tmp_path):
+    """Findings D and E: georeferencing off Earth, NaN tiling, unknown CRS, an impossible tilt."""
+    ckpt, out = workdir / "tiny.pt", tmp_path / "map.idx"
+    png = tmp_path / "ortho.png"
+    write_image(png, textured_map(96, 128))
+    build = ["index", "build", "--map", png, "--checkpoint", ckpt, "--out", out, "--no-progress"]
+    nothing = (out, tmp_path / "map.idx.parts", tmp_path / "map.idx.lock")
+    world = tmp_path / "ortho.pgw"
+    for text, fragment in (("nan\n0\n0\n-1e-5\n8.5\n47.3\n", "ortho.pgw: georeferencing has non-finite numbers"),
+                           ("1e-5\n0\n0\n-1e-5\n8.5\n147\n", "ortho.pgw: georeferencing (lon/lat degrees) puts the map"
+                                                             " at lat 146.999..147")):
+        world.write_text(text)
+        assert_refused(run(capsys, *build), fragment, *nothing)
+    world.write_text("1e-5\n0\n0\n-1e-5\n8.5\n47.3\n")
+    assert_refused(run(capsys, *build, "--tile-size", "nan"), "--tile-size nan", *nothing)
+    assert_refused(run(capsys, *build, "--min-similarity", "5"), "not a cosine", *nothing)
+    assert_refused(run(capsys, *build, "--corners", "47.4,8.5,47.3,inf"), "--corners", *nothing)
+    world.write_text("1\n0\n0\n-1\n465000\n5246000\n")
+    assert_refused(run(capsys, *build, "--crs", "EPSG:999999"), "--crs EPSG:999999: unknown coordinate", *nothing)
+    mission = tmp_path / "mission"
+    assert_refused(run(capsys, "index", "mission", "--out", mission, "--tilt", "90", *MISSION_ARGS),
+                   "--tilt 90.0: must be >= 0 and below", mission)
+
+
+def test_index_build_into_a_busy_out_is_refused(workdir, capsys, tmp_path):
+    """Finding A: a second build on one --out (here: the lock another build holds) is refused in one line."""
+    from cvgl_edge.localize.lockfile import hold_output
+
+    mission = workdir / "mission"
+    if not (mission / "map.tif").is_file():
+        pytest.skip("needs the mission of test_mission_build_info_localize_eval")
+    out = tmp_path / "map.idx"
+    with hold_output(out, "index build"):
+        result = run(capsys, "index", "build", "--map", mission / "map.tif", "--checkpoint", workdir / "tiny.pt",
+                     "--out", out, "--tile-size", "58", "--threads", "1", "--no-progress")
+    assert_refused(result, f"another index build is writing {out} (lock {out}.lock held, pid ", out,
+                   tmp_path / "map.idx.parts")
+    assert not (tmp_path / "map.idx.lock").exists()                  # removed by its holder
+
+
+def _flight_folder(workdir, tmp_path, corrupt=(), telemetry=None) -> Path:
+    """The mission's frames in a folder of their own (some garbage), with edited telemetry and the truth."""
+    import shutil
+
+    mission = workdir / "mission"
+    folder = tmp_path / "flight"
+    folder.mkdir()
+    for png in sorted((mission / "frames").glob("*.png")):
+        target = folder / png.name
+        if int(png.stem) in corrupt:
+            target.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+        else:
+            shutil.copy(png, target)
+    lines = (mission / "telemetry.csv").read_text().splitlines()
+    for i, row in (telemetry or {}).items():
+        lines[i + 1] = row
+    (folder / "telemetry.csv").write_text("\n".join(lines) + "\n")
+    shutil.copy(mission / "truth.csv", folder / "truth.csv")
+    return folder
+
+
+def test_nan_telemetry_and_a_corrupt_frame_do_not_stop_localize(workdir, tmp_path):
+    """Findings C and F, in a real process with a timeout: NaN heading (an autopilot without yaw) hung
+    OpenCV at 100% CPU for ever; one corrupt frame ended the flight with exit 2."""
+    import subprocess
+
+    idx = _index_or_skip(workdir)
+    folder = _flight_folder(workdir, tmp_path, corrupt=(3,),
+                            telemetry={1: "1,1.000,nan,100.00", 2: "2,2.000,inf,inf", 4: "4,4.000,-inf,nan"})
+    fixes, summary = tmp_path / "fixes.jsonl", tmp_path / "run.json"
+    try:
+        result = cli("localize", "--index", str(idx), "--source", str(folder), "--out", str(fixes), "--fps", "1",
+                     "--hfov", "60", "--altitude", "90", "--threads", "1", "--eval", "--json", str(summary),
+                     "--no-progress", timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.fail("localize hung on NaN telemetry")
+    assert result.returncode == 0, result.stderr
+    assert "skipped frame 3" in result.stderr and "[ WARN" not in result.stderr
+    records = {rec["frame"]: rec for rec in map(json.loads, fixes.read_text().splitlines())}
+    assert sorted(records) == [0, 1, 2, 4, 5]
+    assert records[1]["telemetry_ignored"] == {"heading_deg": "nan"} and records[1]["heading_deg"] is None
+    assert records[2]["telemetry_ignored"] == {"heading_deg": "inf", "altitude_m": "inf"}
+    assert records[2]["altitude_m"] == 90.0                           # unknown: --altitude stands in
+    assert records[4]["telemetry_ignored"] == {"heading_deg": "-inf", "altitude_m": "nan"}
+    assert records[0]["telemetry_ignored"] == {} and records[0]["heading_deg"] is not None
+    done = json.loads(summary.read_text())
+    assert done["frames"] == 5 and done["skipped"] == 1 and done["telemetry_ignored"] == 3
+    assert done["eval"]["frames"] == 5 and "1 skipped (unreadable)" in result.stderr
+
+
+def test_a_second_localize_on_one_out_is_refused(workdir, capsys, tmp_path):
+    """Finding B: two runs on one --out interleaved their lines; the second is now refused in one line
+    naming the file, while the first (a real process) runs on undisturbed."""
+    import subprocess
+    import time
+
+    idx = _index_or_skip(workdir)
+    folder = _flight_folder(workdir, tmp_path)
+    fixes = tmp_path / "fixes.jsonl"
+    first = subprocess.Popen([sys.executable, "-m", "cvgl_edge.cli", "localize", "--index", str(idx), "--source",
+                              str(folder), "--out", str(fixes), "--realtime", "--fps", "1", "--hfov", "60",
+                              "--threads", "1", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "fixes.jsonl.lock").exists():
+            assert first.poll() is None and time.monotonic() < deadline, "the first run never took its lock"
+            time.sleep(0.05)
+        second = run(capsys, "localize", "--index", idx, "--source", "synthetic", "--out", fixes, "--no-progress",
+                     "--threads", "1")
+        _, err = first.communicate(timeout=240)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    _assert_one_line_error(second, f"another localize run is writing {fixes} (lock {fixes}.lock held, pid {first.pid})")
+    assert first.returncode == 0, err
+    records = [json.loads(line) for line in fixes.read_text().splitlines()]
+    frames = [rec["frame"] for rec in records]
+    assert frames == sorted(set(frames)) and frames[-1] == 5          # one run's lines only, in order
+    assert not (tmp_path / "fixes.jsonl.lock").exists()

@@ -167,7 +167,7 @@ def test_build_resumes_after_interruption(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         build_index(tif, _CountingEncoder(enc, fail_after=5), path, tile_size=64, chunk_tiles=16, batch_size=8,
                     show_progress=False)
-    assert not path.exists() and len(list((tmp_path / "map.idx.parts").glob("chunk_*.npy"))) == 2
+    assert not path.exists() and len(list((tmp_path / "map.idx.parts").glob("*/chunk_*.npy"))) == 2
     again = _CountingEncoder(enc)
     resumed = build_index(tif, again, path, tile_size=64, chunk_tiles=16, batch_size=8, show_progress=False)
     assert again.images == 63 - 32                  # the two finished chunks were not embedded again
@@ -207,3 +207,172 @@ def test_min_similarity_is_stored_checked_and_changed(tmp_path):
     set_min_similarity(path, None)
     assert "min_similarity" not in load_index(path).meta
     assert tracker_settings_for(load_index(path)).min_similarity is None
+
+
+class _GatedEncoder(_CountingEncoder):
+    """Blocks in its second ``encode`` until ``release`` is set (a build caught half-way)."""
+
+    def __init__(self, inner):
+        import threading
+
+        super().__init__(inner)
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def encode(self, images):
+        if self.calls == 1:
+            self.started.set()
+            assert self.release.wait(60), "the test never released the build"
+        return super().encode(images)
+
+
+def _same_as_fresh_build(index, tif, enc, tmp_path, name, tile_size):
+    """The index's descriptors are those of a fresh build of its own plan (not another build's chunks)."""
+    fresh = build_index(tif, enc, tmp_path / name, tile_size=tile_size, chunk_tiles=16, batch_size=8,
+                        show_progress=False)
+    assert index.meta["tile_size_px"] == fresh.meta["tile_size_px"] and len(index) == len(fresh)
+    assert np.allclose(index.descriptors(), fresh.descriptors(), atol=1e-6)
+
+
+def test_a_concurrent_second_build_into_one_out_is_refused(tmp_path):
+    """Finding A: a second build with another tiling used to delete and reload the first's chunks."""
+    import threading
+
+    tif, enc = _geotiff(tmp_path), tiny_encoder()
+    out = tmp_path / "map.idx"
+    gated, result = _GatedEncoder(enc), {}
+
+    def first():
+        result["index"] = build_index(tif, gated, out, tile_size=64, chunk_tiles=16, batch_size=8,
+                                      show_progress=False)
+
+    thread = threading.Thread(target=first, daemon=True)
+    thread.start()
+    try:
+        assert gated.started.wait(60)
+        refusal = r"another index build is writing .*map\.idx \(lock .*map\.idx\.lock"
+        with pytest.raises(CvglError, match=refusal) as err:
+            build_index(tif, enc, out, tile_size=96, chunk_tiles=16, batch_size=8, show_progress=False)
+        assert "\n" not in str(err.value)
+    finally:
+        gated.release.set()
+        thread.join(120)
+    assert "index" in result and not (tmp_path / "map.idx.lock").exists()
+    _same_as_fresh_build(load_index(out), tif, enc, tmp_path, "ref64.idx", 64)
+    # Once the first is done the other tiling builds, consistent with its own plan.
+    _same_as_fresh_build(build_index(tif, enc, out, tile_size=96, chunk_tiles=16, batch_size=8, show_progress=False),
+                         tif, enc, tmp_path, "ref96.idx", 96)
+    assert not (tmp_path / "map.idx.parts").exists()
+
+
+def test_chunks_belong_to_one_plan(tmp_path):
+    """An interrupted build's chunks are neither reused nor deleted by a build of another tiling."""
+    tif, enc = _geotiff(tmp_path), tiny_encoder()
+    out = tmp_path / "map.idx"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(tif, _CountingEncoder(enc, fail_after=5), out, tile_size=64, chunk_tiles=16, batch_size=8,
+                    show_progress=False)
+    events = []
+    other = build_index(tif, enc, out, tile_size=96, chunk_tiles=16, batch_size=8, show_progress=False,
+                        on_event=events.append)
+    _same_as_fresh_build(other, tif, enc, tmp_path, "ref96.idx", 96)
+    assert len(events) == 1 and "other interrupted builds" in events[0] and "kept" in events[0]
+    assert len(list((tmp_path / "map.idx.parts").glob("*/chunk_*.npy"))) == 2     # the 64 m build's, kept
+    again = _CountingEncoder(enc)
+    resumed = build_index(tif, again, out, tile_size=64, chunk_tiles=16, batch_size=8, show_progress=False)
+    assert again.images == 63 - 32                                                   # it resumed
+    _same_as_fresh_build(resumed, tif, enc, tmp_path, "ref64.idx", 64)
+    assert not (tmp_path / "map.idx.parts").exists()
+
+
+@pytest.mark.parametrize("world, fragment", [
+    (f"nan\n0\n0\n{-DLAT}\n{LON0}\n{LAT0}\n", "non-finite"),
+    (f"{DLON}\n0\n0\n{-DLAT}\ninf\n{LAT0}\n", "non-finite"),
+    (f"{DLON}\n0\n0\n{-DLAT}\n{LON0}\n147\n", "not on Earth"),
+    (f"{DLON}\n0\n0\n{-DLAT}\n200\n{LAT0}\n", "not on Earth"),
+    ("2\n0\n0\n-2\n465000\n5246000\n", "projected coordinates need --crs"),
+])
+def test_world_file_georeferencing_must_be_finite_and_on_earth(tmp_path, world, fragment):
+    """Finding D: these built an index of "25 tiles of nan m"; now one line naming the world file."""
+    png = tmp_path / "ortho.png"
+    write_image(png, textured_map(100, 200))
+    (tmp_path / "ortho.pgw").write_text(world)
+    with pytest.raises(CvglError, match=fragment) as err:
+        read_map(png)
+    assert "world file" in str(err.value) and "ortho.pgw" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_geotiff_corners_and_crs_must_be_on_earth(tmp_path):
+    path = tmp_path / "far.tif"
+    write_geotiff(path, textured_map(64, 64), (DLON, 0.0, LON0, 0.0, -DLAT, 147.0))
+    with pytest.raises(CvglError, match="GeoTIFF .*far.tif.*not on Earth"):
+        read_map(path)
+    png = tmp_path / "ortho.png"
+    write_image(png, textured_map(64, 64))
+    for text in ("47.4,8.5,47.3,inf", "nan,8.5,47.3,8.6", "47.4,-190,47.3,8.6"):
+        with pytest.raises(CvglError, match="--corners"):
+            read_map(png, corners=text)
+    (tmp_path / "ortho.pgw").write_text("2\n0\n0\n-2\n465000\n5246000\n")
+    with pytest.raises(CvglError, match="--crs EPSG:999999: unknown coordinate reference system"):
+        read_map(png, crs="EPSG:999999")
+    assert 47.3 < read_map(png, crs="EPSG:32632").origin[0] < 47.4
+
+
+def test_tile_size_and_overlap_must_be_finite(tmp_path):
+    gm = read_map(_geotiff(tmp_path))
+    for size, overlap, name in ((math.nan, 0.5, "--tile-size"), (math.inf, 0.5, "--tile-size"),
+                                (-5.0, 0.5, "--tile-size"), (64, math.nan, "--overlap"), (64, -1, "--overlap")):
+        with pytest.raises(CvglError, match=name):
+            plan_tiles(gm, size, overlap)
+
+
+def test_an_index_with_tiles_off_earth_is_refused(tmp_path):
+    """An index built before read_map checked the georeferencing must not reach the loop."""
+    from cvgl_edge.localize.index import save_index
+
+    path = tmp_path / "map.idx"
+    index = build_index(_geotiff(tmp_path), tiny_encoder(), path, tile_size=96, show_progress=False)
+    index.tiles["lon"] = np.full_like(index.tiles["lon"], np.nan)
+    index.meta = {k: v for k, v in index.meta.items() if k != "checksum"}
+    save_index(index, tmp_path / "nan.idx")                      # a valid checksum over NaN positions
+    with pytest.raises(CvglError, match="not on Earth"):
+        load_index(tmp_path / "nan.idx")
+
+
+def test_north_up_crop_refuses_a_non_finite_heading_at_once():
+    """Finding C: warpAffine with a NaN matrix never returns; run in a child so a hang fails, not blocks."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\nfrom cvgl_edge.localize.preprocess import north_up_crop\n"
+            "img = np.zeros((96, 96, 3), np.uint8)\n"
+            "for h in (float('nan'), float('inf')):\n"
+            "    try:\n        north_up_crop(img, 64, h)\n        raise SystemExit('no error')\n"
+            "    except ValueError:\n        pass\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_frame_crop_of_non_finite_altitude_or_fov_is_unknown():
+    from cvgl_edge.localize.preprocess import frame_crop_px
+
+    assert frame_crop_px(320, 60.0, math.inf, 60.0) is None
+    assert frame_crop_px(320, 60.0, math.nan, 60.0) is None
+    assert frame_crop_px(320, 60.0, 100.0, 180.0) is None
+    assert frame_crop_px(320, 60.0, 100.0, 60.0) == round(60.0 / (200 * math.tan(math.radians(30))) * 320)
+
+
+def test_hold_output_refuses_a_second_holder_and_leaves_nothing(tmp_path):
+    from cvgl_edge.localize.lockfile import hold_output
+
+    out = tmp_path / "new" / "deeper" / "fixes.jsonl"
+    with hold_output(out, "localize run") as lock:
+        assert lock == tmp_path / "new" / "deeper" / "fixes.jsonl.lock" and lock.is_file()
+        refusal = r"another localize run is writing .*fixes\.jsonl \(lock .* held, pid \d+\)"
+        with pytest.raises(CvglError, match=refusal):
+            with hold_output(out, "localize run"):
+                pass
+        assert lock.is_file()                                   # the refused one did not take it away
+    assert not (tmp_path / "new").exists()                      # nothing written: folders it made are gone
+    with hold_output(out, "localize run"):                      # free again
+        out.write_text("x")
+    assert out.is_file() and not (out.parent / "fixes.jsonl.lock").exists()

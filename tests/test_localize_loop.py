@@ -235,3 +235,147 @@ def test_exit_leg_that_cannot_reach_the_edge_is_a_clear_error():
     with pytest.raises(CvglError, match="past the map edge"):
         SyntheticMission(MissionSpec(seed=1, map_px=384, pad_px=64, frames=36, fps=1.0, speed_mps=16.0,
                                      altitude_m=100.0, frame_size=(128, 160), exit_fraction=0.3))
+
+
+def test_camera_timeout_reaches_the_camera_and_zero_waits_for_ever(monkeypatch):
+    """Finding F: the 30 s give-up was fixed in the code; `localize --camera-timeout` sets it (0: for ever)."""
+    import cv2
+
+    from cvgl_edge.localize.sources import open_source
+
+    def opener(_device):
+        _FakeCapture.opens = 1
+        return _FakeCapture(good=10**6)
+
+    monkeypatch.setattr(cv2, "VideoCapture", opener)
+    for given, expected in ((0, math.inf), (7.5, 7.5), (30.0, 30.0)):
+        cam = open_source("camera:0", camera_timeout_s=given)
+        try:
+            assert cam.reader.give_up_s == expected
+        finally:
+            cam.close()
+    for bad in (-1.0, math.nan):
+        with pytest.raises(CvglError, match="--camera-timeout"):
+            open_source("camera:0", camera_timeout_s=bad)
+
+
+def test_camera_waits_for_ever_with_an_infinite_timeout():
+    """A camera back only after ~0.15 s of failed reopens: lost for good under a 0.05 s limit,
+    picked up again without one (``--camera-timeout 0``)."""
+    def run(give_up_s):
+        def opener(_device):
+            _FakeCapture.opens += 1
+            return _FakeCapture(good=2, broken=6)
+
+        _FakeCapture.opens = 0
+        cam = CameraSource("0", opener=opener, give_up_s=give_up_s)
+        cam.reader.backoff_s = cam.reader.backoff_max_s = 0.025
+        got = []
+        try:
+            for frame in cam:
+                got.append(frame)
+                if len(got) == 3:
+                    break
+        finally:
+            cam.close()
+        return got, cam.reader
+
+    with pytest.raises(CvglError, match="lost and not back"):
+        run(0.05)
+    got, reader = run(math.inf)
+    assert len(got) == 3 and reader.reconnects >= 1 and reader.error is None
+
+
+def _frames_folder(mission_dir, tmp_path, n=6, corrupt=(2,), telemetry=None):
+    """The first ``n`` mission frames in a folder, some replaced by garbage, with their telemetry."""
+    import shutil
+
+    folder = tmp_path / "frames"
+    folder.mkdir(parents=True)
+    for i in range(n):
+        target = folder / f"{i:06d}.png"
+        if i in corrupt:
+            target.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+        else:
+            shutil.copy(mission_dir / "frames" / f"{i:06d}.png", target)
+    lines = (mission_dir / "telemetry.csv").read_text().splitlines()[: n + 1]
+    for i, row in (telemetry or {}).items():
+        lines[i + 1] = row
+    (folder / "telemetry.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_a_corrupt_frame_is_skipped_and_counted(mission_dir, tmp_path):
+    """Finding F: one corrupt image used to end the whole flight (exit 2)."""
+    from cvgl_edge.localize.index import load_index
+
+    events = []
+    source = FolderSource(_frames_folder(mission_dir, tmp_path, corrupt=(0, 3)), fps=1.0, on_event=events.append)
+    records = []
+    summary = run_loop(load_index(mission_dir / "thumbs.idx"), thumbnail_encoder(), source, [],
+                       LoopSettings(hfov_deg=SPEC.hfov_deg), on_record=records.append)
+    assert [r["frame"] for r in records] == [1, 2, 4, 5]          # frame numbers still match the truth
+    assert summary.skipped == 2 and summary.to_dict()["skipped"] == 2 and summary.frames == 4
+    assert len(events) == 2 and "skipped frame 0" in events[0] and "cannot decode" in events[0]
+    with pytest.raises(CvglError, match="all 2 were unreadable"):
+        run_loop(load_index(mission_dir / "thumbs.idx"), thumbnail_encoder(),
+                 FolderSource(_frames_folder(mission_dir, tmp_path / "bad", n=2, corrupt=(0, 1))), [])
+
+
+def test_non_finite_telemetry_is_unknown_for_that_frame(mission_dir, tmp_path):
+    """Findings C and E: inf altitude, NaN time in telemetry.csv are unknown for the frame; the run goes on
+    and every record stays valid JSON (NaN headings: see test_localize_cli, run in a child with a timeout)."""
+    from cvgl_edge.localize.index import load_index
+
+    folder = _frames_folder(mission_dir, tmp_path, corrupt=(), telemetry={1: "1,1.0,10.0,inf", 2: "2,nan,10.0,100"})
+    sink = JsonlSink(tmp_path / "fixes.jsonl")
+    summary = run_loop(load_index(mission_dir / "thumbs.idx"), thumbnail_encoder(), FolderSource(folder, fps=1.0),
+                       [sink], LoopSettings(hfov_deg=SPEC.hfov_deg, altitude_m=90.0))
+    sink.close()
+    records = [json.loads(line) for line in (tmp_path / "fixes.jsonl").read_text().splitlines()]
+    assert len(records) == summary.frames == 6 and summary.telemetry_ignored == 2
+    assert records[1]["telemetry_ignored"] == {"altitude_m": "inf"} and records[1]["altitude_m"] == 90.0
+    assert records[2]["telemetry_ignored"] == {"t": "nan"} and records[2]["t"] == 2.0    # the folder's clock
+    assert records[0]["telemetry_ignored"] == {} and records[0]["altitude_m"] != 90.0
+
+
+def test_loop_settings_are_range_checked():
+    """Finding E: the loop's options, one line each (shared by `localize` and the library)."""
+    for kwargs, fragment in (({"hfov_deg": -30.0}, "--hfov"), ({"hfov_deg": 180.0}, "--hfov"),
+                             ({"altitude_m": -150.0}, "--altitude"), ({"altitude_m": math.inf}, "--altitude"),
+                             ({"heading_deg": math.nan}, "--heading"), ({"min_similarity": 5.0}, "not a cosine"),
+                             ({"min_similarity": math.nan}, "not a cosine")):
+        with pytest.raises(CvglError, match=fragment):
+            LoopSettings(**kwargs).check()
+    assert LoopSettings(hfov_deg=179.0, altitude_m=1.0, heading_deg=-720.0, min_similarity=-1.0).check()
+
+
+def test_mission_tilt_must_keep_the_horizon_out_of_the_frame():
+    """Finding E: --tilt 90 put the viewed point 1e13 degrees away."""
+    spec = MissionSpec()
+    assert 60.0 < spec.max_tilt_deg() < 70.0          # 240x320 frames, 60 deg hfov: 90 - 23.4 deg
+    assert MissionSpec(tilt_deg=45.0).tilt_deg == 45.0
+    for tilt in (90.0, 89.0, spec.max_tilt_deg(), -1.0, math.nan):
+        with pytest.raises(CvglError, match="--tilt"):
+            MissionSpec(tilt_deg=tilt)
+    with pytest.raises(CvglError, match="--tilt"):     # the viewed point beyond the rendered world
+        MissionSpec(tilt_deg=40.0, pad_px=50)
+    for kwargs in ({"fps": 0.0}, {"fps": math.nan}, {"altitude_m": -1.0}, {"speed_mps": math.inf}):
+        with pytest.raises(CvglError):
+            MissionSpec(**kwargs)
+
+
+def test_truth_needs_frame_lat_lon_columns(tmp_path):
+    """Finding E: a truth file with other columns gave "median None m"."""
+    bad = tmp_path / "truth.csv"
+    bad.write_text("frame,x,y\n0,1,2\n")
+    with pytest.raises(CvglError, match="lacks column\\(s\\) lat, lon \\(has frame, x, y\\)"):
+        read_truth(bad)
+    bad.write_text("frame,lat,lon\n0,47.3,abc\n")
+    with pytest.raises(CvglError, match="line 2: not a number"):
+        read_truth(bad)
+    bad.write_text("frame,lat,lon,view_lat\n0,47.3,8.5,47.3\n")
+    with pytest.raises(CvglError, match="view_lon"):
+        read_truth(bad)
+    bad.write_text("frame,lat,lon\n3,47.3,8.5\n")
+    assert read_truth(bad) == {3: {"lat": 47.3, "lon": 8.5}}

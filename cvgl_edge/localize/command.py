@@ -60,18 +60,24 @@ def index_build(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Cut a georeferenced map into tiles and embed them with the satellite encoder (resumable)."""
+    from cvgl_edge.localize import checks
     from cvgl_edge.localize.geomap import read_map
     from cvgl_edge.localize.index import KINDS, build_index
+    from cvgl_edge.localize.tiles import plan_tiles
 
     if kind not in KINDS:
         raise CvglError(f"unknown --kind {kind!r}; choose {', '.join(KINDS)}")
+    if min_similarity is not None:
+        checks.min_similarity(min_similarity)
     geomap = read_map(map_path, corners, crs)
+    plan_tiles(geomap, tile_size, overlap, unit)  # refuse a bad tiling before loading the model
     encoder = _open_satellite_encoder(checkpoint, backend, device, threads)
     with encoder:
         batch = min(batch_size, encoder.max_batch or batch_size)
         index = build_index(geomap, encoder, out, tile_size=tile_size, overlap=overlap, unit=unit, kind=kind,
                             batch_size=batch, nlist=nlist, pq_m=pq_m, show_progress=progress,
-                            encoder_source=checkpoint, min_similarity=min_similarity)
+                            encoder_source=checkpoint, min_similarity=min_similarity,
+                            on_event=lambda msg: console.print(f"[yellow]{msg}"))
     summary = index.summary()
     console.print(f"{summary['tiles']} tiles of {summary['tile_size_m']:.1f} m ({summary['kind']}, "
                   f"{summary['descriptor_dim']}-d, model {summary['model_name']}) -> {out}")
@@ -194,6 +200,7 @@ def localize_command(
     altitude: Optional[float] = typer.Option(None, help="Altitude above ground (m) when the frames carry none."),
     heading: Optional[float] = typer.Option(None, help="Camera heading (deg) when the frames carry none."),
     fps: float = typer.Option(5.0, help="Frame rate of a folder of images without telemetry."),
+    camera_timeout: float = typer.Option(30.0, help="Seconds a lost camera (camera:N/URL) is retried before the run ends; 0 waits for ever (the autopilot flies on meanwhile)."),
     top_k: int = typer.Option(10, min=2, help="Candidates per search."),
     min_similarity: Optional[float] = typer.Option(None, help="Best-match cosine below this gives no fix (default: the index's; -1 disables)."),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames."),
@@ -202,11 +209,18 @@ def localize_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run summary (and --eval results) to this JSON file."),
     progress: bool = typer.Option(True, help="Show progress."),
 ) -> None:
-    """Locate camera frames against a tile index and emit filtered fixes (JSON lines, MAVLink)."""
+    """Locate camera frames against a tile index and emit filtered fixes (JSON lines, MAVLink).
+
+    One run per --out at a time (a second is refused). An unreadable frame of a folder is
+    skipped and counted; NaN or infinite telemetry is unknown for that frame (see the records'
+    ``telemetry_ignored``).
+    """
     from cvgl_edge.localize.loop import LoopSettings
+    from cvgl_edge.localize.sources import check_source_options
 
     settings = LoopSettings(top_k=top_k, hfov_deg=hfov, altitude_m=altitude, heading_deg=heading,
-                            max_frames=max_frames, min_similarity=min_similarity)
+                            max_frames=max_frames, min_similarity=min_similarity).check()
+    check_source_options(fps, camera_timeout)
     link = None
     if mavlink:
         link = MavlinkRequest(url=mavlink, autopilot=autopilot, messages=mavlink_messages, rate_hz=mavlink_rate,
@@ -215,10 +229,12 @@ def localize_command(
         link.check(source, altitude)
     result = run_localization(index_path, source, out, settings, model=model, backend=backend, device=device,
                               threads=threads, mavlink=link, realtime=realtime, fps=fps,
-                              evaluate=evaluate, truth=truth, show_progress=progress)
+                              evaluate=evaluate, truth=truth, show_progress=progress,
+                              camera_timeout_s=camera_timeout)
     console.print(f"{result['frames']} frames in {result['seconds']:.1f} s ({result['fps']} fps): "
                   f"{result['fixes']} fixes, {result['predicted']} predicted, {result['no_fix']} without a fix, "
-                  f"{result['dropped']} dropped -> {out}")
+                  f"{result['dropped']} dropped, {result['skipped']} skipped (unreadable), "
+                  f"{result['telemetry_ignored']} with telemetry ignored (not finite) -> {out}")
     if evaluate:
         ev = result["eval"]
         console.print(f"error median {ev.get('median_error_m')} m, p90 {ev.get('p90_error_m')} m; "
@@ -267,77 +283,86 @@ def run_localization(index_path: Path, source: str, out: Path, settings: Any, *,
                      backend: Optional[str] = None, device: str = "cpu", threads: Optional[int] = None,
                      mavlink: Optional[MavlinkRequest] = None, realtime: bool = False,
                      fps: float = 5.0, evaluate: bool = False, truth: Optional[Path] = None,
-                     show_progress: bool = True) -> dict[str, Any]:
+                     show_progress: bool = True, camera_timeout_s: float = 30.0) -> dict[str, Any]:
     """One loop run as ``cvgl-edge localize`` does it (also used by the demo); returns its summary record.
 
     ``settings`` is a :class:`cvgl_edge.localize.loop.LoopSettings`; a synthetic mission
     source supplies the camera's field of view when ``settings.hfov_deg`` is None.
+    Everything is checked (settings, index, truth file) before ``OUT.lock`` is taken, and the
+    lock is held for the whole run: a second run on the same ``out`` is refused in one line
+    instead of interleaving its fixes with this one's.
     """
     import time
+    from contextlib import ExitStack, closing
 
     from cvgl_edge.localize.index import load_index
-    from cvgl_edge.localize.loop import run_loop
+    from cvgl_edge.localize.lockfile import hold_output
     from cvgl_edge.localize.mavlink_sink import MavlinkSink
+    from cvgl_edge.localize.mission import read_truth
     from cvgl_edge.localize.sinks import JsonlSink
-    from cvgl_edge.localize.sources import open_source
-    from cvgl_edge.progress import make_progress
+    from cvgl_edge.localize.sources import check_source_options, open_source
 
+    settings.check()
+    check_source_options(fps, camera_timeout_s)
     index = load_index(index_path)
     model_path = model or (Path(index.meta["encoder_source"]) if index.meta.get("encoder_source") else None)
     if model_path is None:
         raise CvglError("say which model to run with --model (the index does not record one)")
+    if not model_path.exists():
+        raise CvglError(f"model not found: {model_path}")
     mission_folder = Path(index.meta["map"]).parent if index.meta.get("map") else None
     truth_file = _truth_path(source, mission_folder, truth) if evaluate else None
-    closers: list[Any] = []
-    try:
-        encoder = _open_satellite_encoder(model_path, backend, device, threads)
-        closers.append(encoder)
-        index.check_encoder(encoder.info)
-        src = open_source(source, mission_folder=mission_folder, realtime=realtime, fps=fps,
-                          on_event=lambda msg: console.print(f"[yellow]{msg}"))
-        closers.append(src)
-        if settings.hfov_deg is None and getattr(src, "hfov_deg", None) is not None:
-            settings.hfov_deg = src.hfov_deg  # the synthetic mission knows its camera
-        sinks: list[Any] = []
-        if mavlink:
-            sinks.append(MavlinkSink(mavlink.settings(index.origin)))
-            closers.append(sinks[-1])
-        sinks.insert(0, JsonlSink(out))
-        closers.append(sinks[0])
-        records: list[dict[str, Any]] = []
-        total = settings.max_frames or (len(src.mission) if hasattr(src, "mission") else
-                                        len(src.files) if hasattr(src, "files") else None)
-        with make_progress(transient=True) as bar:
-            task = bar.add_task(f"localising {src.name}", total=total, stats="", visible=show_progress)
-
-            def on_record(rec: dict[str, Any]) -> None:
-                records.append(rec)
-                pos = f"{rec['lat']:.6f},{rec['lon']:.6f}" if rec["lat"] is not None else "-"
-                bar.update(task, advance=1, stats=f"{rec['status']} {pos} conf {rec['confidence']:.2f} "
-                                                  f"{rec['latency_ms']['total']:.0f} ms")
-
-            summary = run_loop(index, encoder, src, sinks, settings, on_record)
-    finally:
-        for c in reversed(closers):
-            c.close()
-    floor = settings.min_similarity if settings.min_similarity is not None else index.meta.get("min_similarity")
-    result: dict[str, Any] = {"index": str(index_path), "model": str(model_path), "source": source,
-                              "backend": encoder.info.backend, "out": str(out), "min_similarity": floor,
-                              "hfov_deg": settings.hfov_deg, **summary.to_dict()}
-    if mavlink:
-        result["mavlink"] = {"url": mavlink.url, "autopilot": mavlink.autopilot, **sinks[1].state.summary()}
-    if evaluate:
-        result["eval"] = _evaluate(records, truth_file, index, out)
+    truth_rows = read_truth(truth_file) if truth_file is not None else None
+    with hold_output(out, "localize run"):
+        with ExitStack() as stack:
+            encoder = stack.enter_context(closing(_open_satellite_encoder(model_path, backend, device, threads)))
+            index.check_encoder(encoder.info)
+            src = stack.enter_context(closing(open_source(
+                source, mission_folder=mission_folder, realtime=realtime, fps=fps,
+                on_event=lambda msg: console.print(f"[yellow]{msg}"), camera_timeout_s=camera_timeout_s)))
+            if settings.hfov_deg is None and getattr(src, "hfov_deg", None) is not None:
+                settings.hfov_deg = src.hfov_deg  # the synthetic mission knows its camera
+            link = stack.enter_context(closing(MavlinkSink(mavlink.settings(index.origin)))) if mavlink else None
+            sinks = [stack.enter_context(closing(JsonlSink(out)))] + ([link] if link else [])
+            records: list[dict[str, Any]] = []
+            summary = _loop_with_progress(index, encoder, src, sinks, settings, records, show_progress)
+        floor = settings.min_similarity if settings.min_similarity is not None else index.meta.get("min_similarity")
+        result: dict[str, Any] = {"index": str(index_path), "model": str(model_path), "source": source,
+                                  "backend": encoder.info.backend, "out": str(out), "min_similarity": floor,
+                                  "hfov_deg": settings.hfov_deg, **summary.to_dict()}
+        if link is not None:
+            result["mavlink"] = {"url": mavlink.url, "autopilot": mavlink.autopilot, **link.state.summary()}
+        if truth_rows is not None:
+            result["eval"] = _evaluate(records, truth_rows, truth_file, index, out)
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return result
 
 
-def _evaluate(records: list[dict[str, Any]], truth_file: Path, index: Any, out: Path) -> dict[str, Any]:
+def _loop_with_progress(index: Any, encoder: Any, src: Any, sinks: list[Any], settings: Any,
+                        records: list[dict[str, Any]], show_progress: bool) -> Any:
+    """``run_loop`` under a progress bar; every record is also appended to ``records`` (for --eval)."""
+    from cvgl_edge.localize.loop import run_loop
+    from cvgl_edge.progress import make_progress
+
+    total = settings.max_frames or (len(src.mission) if hasattr(src, "mission") else
+                                    len(src.files) if hasattr(src, "files") else None)
+    with make_progress(transient=True) as bar:
+        task = bar.add_task(f"localising {src.name}", total=total, stats="", visible=show_progress)
+
+        def on_record(rec: dict[str, Any]) -> None:
+            records.append(rec)
+            pos = f"{rec['lat']:.6f},{rec['lon']:.6f}" if rec["lat"] is not None else "-"
+            bar.update(task, advance=1, stats=f"{rec['status']} {pos} conf {rec['confidence']:.2f} "
+                                              f"{rec['latency_ms']['total']:.0f} ms")
+
+        return run_loop(index, encoder, src, sinks, settings, on_record)
+
+
+def _evaluate(records: list[dict[str, Any]], truth: dict[int, dict[str, float]], truth_file: Path, index: Any,
+              out: Path) -> dict[str, Any]:
     from cvgl_edge.localize.evaluate import fix_errors, plot_trajectory, similarity_split
     from cvgl_edge.localize.geomap import read_map
-    from cvgl_edge.localize.mission import read_truth
 
-    truth = read_truth(truth_file)
     ev = fix_errors(records, truth)
     ev["truth"] = str(truth_file)
     ev["similarity"] = similarity_split(records, truth, index.tiles["lat"], index.tiles["lon"],

@@ -11,6 +11,12 @@ pixel <-> lat/lon transform, whatever the map came as:
 * a plain image plus its corner coordinates (north-west and south-east pixel
   corners in lat/lon, north-up).
 
+Whatever the source, the georeferencing is checked once, where every map is made
+(:meth:`GeoMap.__post_init__`): finite numbers, every corner on Earth (|lat| <= 90,
+|lon| <= 180) and a positive finite pixel size; the refusal names the world file, the
+GeoTIFF or ``--corners``. Why: a NaN or a latitude of 147 degrees otherwise builds an
+index of "tiles of nan m" that only fails later, in flight.
+
 Metres: a local east/north tangent frame at the map centre (equirectangular, the
 same 111 320 m per degree as :mod:`cvgl_edge.data.georef`), accurate to well under
 a metre over the few kilometres a drone flight covers.
@@ -49,8 +55,11 @@ class Corners:
             north, west, south, east = (float(v) for v in text.split(","))
         except ValueError:
             raise CvglError(f"--corners expects NORTH,WEST,SOUTH,EAST in degrees, got {text!r}") from None
-        if not (north > south and east > west and -90 <= south and north <= 90):
-            raise CvglError(f"--corners {text!r}: need north > south and east > west (degrees)")
+        if not all(math.isfinite(v) for v in (north, west, south, east)):
+            raise CvglError(f"--corners {text!r}: every value must be a finite number of degrees")
+        if not (north > south and east > west and -90 <= south and north <= 90 and -180 <= west and east <= 180):
+            raise CvglError(f"--corners {text!r}: need north > south and east > west, latitudes within +-90 "
+                            "and longitudes within +-180 (degrees)")
         return cls(north, west, south, east)
 
 
@@ -61,7 +70,8 @@ class GeoMap:
     ``affine`` = (a, b, c, d, e, f): x = a*col + b*row + c, y = d*col + e*row + f, where
     (col, row) are pixel *corner* coordinates (rasterio convention: the centre of the
     top-left pixel is (0.5, 0.5)). ``crs`` is None for lon/lat degrees, else anything
-    rasterio's CRS accepts.
+    rasterio's CRS accepts. ``georef`` says where the georeferencing came from (a world
+    file, ``--corners``), for the one-line refusal of one that is not on Earth.
     """
 
     image: np.ndarray
@@ -69,14 +79,33 @@ class GeoMap:
     crs: str | None = None
     source: str = ""
     sha256: str = ""
+    georef: str = ""
 
     def __post_init__(self) -> None:
+        self.origin = self._check_georeferencing()
+
+    def _check_georeferencing(self) -> tuple[float, float]:
+        """The map centre (lat, lon), once the georeferencing is finite, on Earth and non-degenerate."""
+        where = self.georef or f"map {self.source}"
+        if not all(math.isfinite(float(v)) for v in self.affine):
+            raise CvglError(f"{where}: georeferencing has non-finite numbers {list(self.affine)}")
         a, b, _, d, e, _ = self.affine
         if abs(a * e - b * d) < 1e-300:
-            raise CvglError(f"map georeferencing is degenerate (zero pixel size): {self.source}")
+            raise CvglError(f"{where}: georeferencing is degenerate (zero pixel size)")
         h, w = self.shape
-        lat, lon = self.pixel_to_latlon(np.array([h / 2.0]), np.array([w / 2.0]))
+        lat, lon = self.pixel_to_latlon(np.array([h / 2.0, 0, 0, h, h]), np.array([w / 2.0, 0, w, 0, w]))
+        crs = f" in {self.crs}" if self.crs else " (lon/lat degrees)"
+        if not (np.isfinite(lat).all() and np.isfinite(lon).all()):
+            raise CvglError(f"{where}: georeferencing{crs} puts the map nowhere on Earth (no finite lat/lon)")
+        if (np.abs(lat) > 90).any() or (np.abs(lon) > 180).any():
+            raise CvglError(f"{where}: georeferencing{crs} puts the map at lat {lat.min():.6g}..{lat.max():.6g}, "
+                            f"lon {lon.min():.6g}..{lon.max():.6g}: not on Earth (|lat| <= 90, |lon| <= 180); "
+                            "projected coordinates need --crs")
         self.origin = (float(lat[0]), float(lon[0]))
+        gsd = self.gsd_m
+        if not (math.isfinite(gsd) and gsd > 0):
+            raise CvglError(f"{where}: georeferencing gives a pixel size of {gsd} m (need a positive finite size)")
+        return self.origin
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -162,11 +191,32 @@ def local_to_latlon(east, north, origin: tuple[float, float]) -> tuple[np.ndarra
 
 
 def _reproject(src: str, dst: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from rasterio.errors import CRSError
     from rasterio.warp import transform
 
     shape = np.shape(x)
-    xs, ys = transform(src, dst, np.ravel(x).tolist(), np.ravel(y).tolist())
+    try:
+        xs, ys = transform(src, dst, np.ravel(x).tolist(), np.ravel(y).tolist())
+    except CRSError as exc:
+        raise CvglError(f"cannot convert map coordinates from {src} to {dst}: {first_line(exc)}") from exc
     return np.asarray(xs, np.float64).reshape(shape), np.asarray(ys, np.float64).reshape(shape)
+
+
+def check_crs(crs: str | None, name: str = "--crs") -> str | None:
+    """``crs`` as given, once PROJ knows it (one line naming the option otherwise)."""
+    if crs is None:
+        return None
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    from cvgl_edge.localize.sources import quiet_stderr
+
+    try:
+        with quiet_stderr():  # PROJ prints its own "ERROR 1: ..." line for an unknown EPSG code
+            CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise CvglError(f"{name} {crs}: unknown coordinate reference system ({first_line(exc)})") from exc
+    return crs
 
 
 def find_world_file(path: Path) -> Path | None:
@@ -210,9 +260,12 @@ def read_map(path: str | Path, corners: Corners | str | None = None, crs: str | 
         raise CvglError(f"map not found: {path}")
     if isinstance(corners, str):
         corners = Corners.parse(corners)
+    check_crs(crs)
     image, affine, file_crs = _read_raster(path)
+    georef = f"GeoTIFF {path}"
     if corners is not None:
         affine, file_crs = corners_affine(corners, image.shape[:2]), None
+        georef = f"--corners of {path}"
     elif affine is None:
         world = find_world_file(path)
         if world is None:
@@ -220,11 +273,14 @@ def read_map(path: str | Path, corners: Corners | str | None = None, crs: str | 
                             "or --corners NORTH,WEST,SOUTH,EAST)")
         affine = read_world_file(world)
         file_crs = crs
+        georef = f"world file {world}"
     elif crs is not None:
         file_crs = crs
+    if crs is not None and corners is None:
+        georef += f" with --crs {crs}"
     from cvgl_edge.io import file_sha256
 
-    return GeoMap(image, affine, file_crs, str(path), file_sha256(path))
+    return GeoMap(image, affine, file_crs, str(path), file_sha256(path), georef)
 
 
 def _read_raster(path: Path) -> tuple[np.ndarray, tuple | None, str | None]:

@@ -9,8 +9,13 @@ File layout (one ``.npz``, written atomically; no pickles):
                      refused instead of silently localising against garbage.
 
 Build is resumable: descriptors are computed in chunks of tiles, each written atomically
-to ``OUT.parts/`` with a ``plan.json`` naming map, tiling and model; running the same build
-again skips the chunks already there (a different map, tiling or model starts afresh).
+to ``OUT.parts/PLAN/`` where PLAN is a hash of the build's plan (map sha256, tiling, model,
+chunk size), also written there as ``plan.json``; running the same build again skips the
+chunks already there. Why a folder per plan: chunks of one plan must never be loaded by
+another, and a build with another map, tiling or model must not delete an interrupted
+build's work either (it is kept and reported; that build resumes when run again).
+One build at a time per ``OUT``: a second is refused while ``OUT.lock`` is held
+(:mod:`cvgl_edge.localize.lockfile`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import numpy as np
 import cvgl_edge
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.io import atomic_write, atomic_write_json
+from cvgl_edge.localize import checks
 from cvgl_edge.localize.geomap import GeoMap, read_map
+from cvgl_edge.localize.lockfile import hold_output
 from cvgl_edge.localize.preprocess import AerialPreprocess
 from cvgl_edge.localize.tiles import TilePlan, cut_tile, plan_tiles
 
@@ -114,9 +121,7 @@ def make_faiss(descriptors: np.ndarray, kind: str = "flat", nlist: int | None = 
         return index, {}
     if kind != "ivfpq":
         raise CvglError(f"unknown index kind {kind!r}; choose {', '.join(KINDS)}")
-    if n < 256:
-        raise CvglError(f"--kind ivfpq needs at least 256 tiles to train its quantiser, the map gives {n}: "
-                        "use --kind flat")
+    _check_ivfpq_size(n)
     nlist = int(nlist or max(1, min(int(4 * np.sqrt(n)), n // 39)))
     # sub-vectors of >= 4 dims: 1-dim sub-quantisers compress little and train very slowly in FAISS
     m = int(pq_m or max(v for v in range(1, max(1, min(64, d // 4)) + 1) if d % v == 0))
@@ -130,6 +135,12 @@ def make_faiss(descriptors: np.ndarray, kind: str = "flat", nlist: int | None = 
     nprobe = min(nlist, 16)
     index.nprobe = nprobe
     return index, {"nlist": nlist, "pq_m": m, "nprobe": nprobe}
+
+
+def _check_ivfpq_size(n: int) -> None:
+    if n < 256:
+        raise CvglError(f"--kind ivfpq needs at least 256 tiles to train its quantiser, the map gives {n}: "
+                        "use --kind flat")
 
 
 # --- file format -----------------------------------------------------------------------------------
@@ -190,13 +201,21 @@ def load_index(path: str | Path) -> TileIndex:
     tiles = {k: arrays[k] for k in _ARRAYS[1:]}
     if faiss_index.ntotal != len(tiles["lat"]) or faiss_index.d != int(meta["descriptor_dim"]):
         raise CvglError(f"index {path} is inconsistent (descriptor and tile counts differ): rebuild it")
+    _check_positions(path, tiles, meta)
     return TileIndex(faiss_index, tiles, meta, path)
 
 
-def _check_floor(value: float) -> float:
-    if not -1.0 <= float(value) <= 1.0:
-        raise CvglError(f"--min-similarity {value} is not a cosine (-1..1)")
-    return round(float(value), 6)
+def _check_positions(path: Path, tiles: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Refuse an index whose tiles are nowhere on Earth (built from a NaN or off-Earth georeference
+    before read_map checked it): the loop would turn every fix into NaN."""
+    lat, lon = np.asarray(tiles["lat"], np.float64), np.asarray(tiles["lon"], np.float64)
+    origin = np.asarray(meta.get("origin") or [np.nan, np.nan], np.float64)
+    ok = (np.isfinite(lat).all() and np.isfinite(lon).all() and np.isfinite(origin).all()
+          and (np.abs(lat) <= 90).all() and (np.abs(lon) <= 180).all()
+          and checks.known(meta.get("tile_size_m")) is not None and float(meta["tile_size_m"]) > 0)
+    if not ok:
+        raise CvglError(f"index {path} has tiles that are not on Earth (NaN or out-of-range positions): "
+                        "rebuild it from a correctly georeferenced map")
 
 
 def set_min_similarity(path: str | Path, value: float | None) -> TileIndex:
@@ -204,7 +223,7 @@ def set_min_similarity(path: str | Path, value: float | None) -> TileIndex:
     index = load_index(path)
     meta = {k: v for k, v in index.meta.items() if k not in ("checksum", "min_similarity")}
     if value is not None:
-        meta["min_similarity"] = _check_floor(value)
+        meta["min_similarity"] = checks.min_similarity(value)
     index.meta = meta
     save_index(index, path)
     return index
@@ -215,19 +234,46 @@ def _parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _prepare_parts(parts: Path, plan_record: dict[str, Any]) -> None:
-    """Keep earlier chunks only when they belong to exactly this build."""
-    plan_file = parts / "plan.json"
+def _plan_key(plan_record: dict[str, Any]) -> str:
+    """Folder name of one plan's chunks: a hash of map, tiling, model and chunk size."""
+    return hashlib.sha256(json.dumps(plan_record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _prepare_parts(out: Path, plan_record: dict[str, Any],
+                   on_event: Callable[[str], None] | None = None) -> Path:
+    """The chunk folder of exactly this build (created, with its ``plan.json``).
+
+    Chunks of other plans (another map, tiling or model) stay where they are, untouched,
+    and are reported: they are an interrupted build that resumes when run again.
+    """
+    parts = _parts_dir(out)
+    mine = parts / _plan_key(plan_record)
+    plan_file = mine / "plan.json"
     if plan_file.is_file():
         try:
             same = json.loads(plan_file.read_text()) == plan_record
         except (OSError, ValueError):
             same = False
-        if same:
-            return
-        shutil.rmtree(parts)
-    parts.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(plan_record, plan_file)
+        if not same:  # not this plan's folder after all (damaged plan.json): its chunks are unusable
+            shutil.rmtree(mine)
+    others = sorted(p.name for p in parts.iterdir() if p != mine) if parts.is_dir() else []
+    if others and on_event is not None:
+        names = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        on_event(f"{parts} also holds chunks of other interrupted builds of {out.name} (another map, tiling or "
+                 f"model: {names}); kept: re-run such a build to resume it, or delete them")
+    mine.mkdir(parents=True, exist_ok=True)
+    if not plan_file.is_file():
+        atomic_write_json(plan_record, plan_file)
+    return mine
+
+
+def _finish_parts(out: Path, mine: Path) -> None:
+    """Remove this build's chunks (its index is written) and ``OUT.parts`` if nothing else is in it."""
+    shutil.rmtree(mine, ignore_errors=True)
+    try:
+        _parts_dir(out).rmdir()
+    except OSError:
+        pass  # other plans' chunks are kept
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -265,6 +311,7 @@ def build_index(
     on_chunk: Callable[[int, int], None] | None = None,
     encoder_source: str | Path | None = None,
     min_similarity: float | None = None,
+    on_event: Callable[[str], None] | None = None,
 ) -> TileIndex:
     """Cut ``map_source`` into tiles, embed them with ``encoder`` (satellite branch) and save the index.
 
@@ -272,23 +319,46 @@ def build_index(
     ``OUT.parts/``; ``on_chunk(done_tiles, total)`` is called after each chunk (tests, UIs).
     ``encoder_source`` (the model file) is recorded so ``localize`` can default to it;
     ``min_similarity`` is the loop's default best-match floor (see :mod:`cvgl_edge.localize.tracker`).
+    ``on_event(message)`` hears about other plans' chunks kept in ``OUT.parts``. A second build
+    into the same ``out`` while this one runs is refused (one line), before it touches anything.
     """
-    from cvgl_edge.progress import make_progress
-
     if kind not in KINDS:
         raise CvglError(f"unknown index kind {kind!r}; choose {', '.join(KINDS)}")
     if min_similarity is not None:
-        _check_floor(min_similarity)
+        checks.min_similarity(min_similarity)
     out = Path(out)
     geomap = map_source if isinstance(map_source, GeoMap) else read_map(map_source, corners, crs)
     plan = plan_tiles(geomap, tile_size, overlap, unit)
+    if kind == "ivfpq":
+        _check_ivfpq_size(len(plan))  # before hours of embedding, not after
     info = encoder.info
     prep = AerialPreprocess(tuple(info.input_size))
     dim = int(info.descriptor_dim)
     plan_record = {"map_sha256": geomap.sha256, "tiles": plan.fingerprint(), "model_sha256": info.model_sha256,
-                   "input_size": list(info.input_size), "descriptor_dim": dim, "chunk_tiles": int(chunk_tiles)}
-    parts = _parts_dir(out)
-    _prepare_parts(parts, plan_record)
+                   "model_name": info.model_name, "input_size": list(info.input_size), "descriptor_dim": dim,
+                   "chunk_tiles": int(chunk_tiles)}
+    with hold_output(out, "index build"):
+        parts = _prepare_parts(out, plan_record, on_event)
+        descriptors = _embed(geomap, plan, encoder, prep, parts, int(chunk_tiles), batch_size, dim, show_progress,
+                             on_chunk)
+        faiss_index, settings = make_faiss(descriptors, kind, nlist, pq_m)
+        meta = _meta(geomap, plan, info, kind, settings)
+        source = encoder_source or getattr(info, "source", None)
+        meta["encoder_source"] = str(Path(source).resolve()) if source else None
+        if min_similarity is not None:
+            meta["min_similarity"] = checks.min_similarity(min_similarity)
+        index = TileIndex(faiss_index, plan.arrays(), meta)
+        save_index(index, out)
+        _finish_parts(out, parts)
+    return index
+
+
+def _embed(geomap: GeoMap, plan: TilePlan, encoder: Any, prep: AerialPreprocess, parts: Path, chunk_tiles: int,
+           batch_size: int, dim: int, show_progress: bool,
+           on_chunk: Callable[[int, int], None] | None) -> np.ndarray:
+    """(N, D) descriptors of the plan's tiles, chunk by chunk, reusing the chunks already in ``parts``."""
+    from cvgl_edge.progress import make_progress
+
     n = len(plan)
     chunks: list[np.ndarray] = []
     step = max(1, int(batch_size))
@@ -316,17 +386,7 @@ def build_index(
             progress.update(task, stats=f"{rate:.0f} tiles/s")
             if on_chunk is not None:
                 on_chunk(c1, n)
-    descriptors = np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)
-    faiss_index, settings = make_faiss(descriptors, kind, nlist, pq_m)
-    meta = _meta(geomap, plan, info, kind, settings)
-    source = encoder_source or getattr(info, "source", None)
-    meta["encoder_source"] = str(Path(source).resolve()) if source else None
-    if min_similarity is not None:
-        meta["min_similarity"] = _check_floor(min_similarity)
-    index = TileIndex(faiss_index, plan.arrays(), meta)
-    save_index(index, out)
-    shutil.rmtree(parts, ignore_errors=True)
-    return index
+    return np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)
 
 
 def _meta(geomap: GeoMap, plan: TilePlan, info: Any, kind: str, settings: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.localize import checks
 
 MISSION_FILE = "mission.json"
 
@@ -63,8 +64,45 @@ class MissionSpec:
     def __post_init__(self) -> None:
         for name in ("origin_latlon", "frame_size"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if self.map_px < 64 or self.frames < 1 or self.fps <= 0 or self.altitude_m <= 0:
-            raise CvglError(f"mission needs map_px >= 64, frames >= 1, fps > 0 and altitude > 0: {self}")
+        if self.map_px < 64 or self.frames < 1 or self.pad_px < 0:
+            raise CvglError(f"mission needs --map-px >= 64 and --frames >= 1 (pad_px >= 0): {self.map_px} px, "
+                            f"{self.frames} frames")
+        checks.positive(self.fps, "--fps", " frames per second")
+        checks.positive(self.altitude_m, "--altitude", " m")
+        checks.positive(self.metres_per_px, "metres_per_px")
+        checks.between(self.hfov_deg, "hfov_deg", 0.0, 180.0, " degrees")
+        if checks.known(self.speed_mps) is None or self.speed_mps < 0:
+            raise CvglError(f"--speed {self.speed_mps}: must be a finite number >= 0 (m/s)")
+        if checks.known(self.exit_fraction) is None or not 0 <= self.exit_fraction < 1:
+            raise CvglError(f"--exit-fraction {self.exit_fraction}: must be a share of the flight, 0 <= x < 1")
+        self._check_tilt()
+
+    @property
+    def vfov_deg(self) -> float:
+        """Vertical field of view of the frame (pinhole, square pixels)."""
+        h, w = self.frame_size
+        return math.degrees(2.0 * math.atan(math.tan(math.radians(self.hfov_deg) / 2.0) * h / w))
+
+    def max_tilt_deg(self) -> float:
+        """The largest usable camera tilt from nadir, in degrees (exclusive).
+
+        Two limits: the frame's top edge must look below the horizon (tilt + vfov/2 < 90:
+        at or past it the top rows see the ground at infinity, and at 90 the point the frame's
+        centre sees, ``altitude * tan(tilt)`` ahead, is 1e16 m away); and that viewed point must
+        lie on the rendered world, at most ``pad_px`` beyond the map (``tan(tilt) <= pad / (1.04 *
+        altitude)``, 1.04: the flight's altitude variation).
+        """
+        horizon = 90.0 - self.vfov_deg / 2.0
+        world = math.degrees(math.atan(self.pad_px * self.metres_per_px / (1.04 * self.altitude_m)))
+        return min(horizon, world)
+
+    def _check_tilt(self) -> None:
+        limit = self.max_tilt_deg()
+        if checks.known(self.tilt_deg) is None or not 0 <= self.tilt_deg < limit:
+            raise CvglError(f"--tilt {self.tilt_deg}: must be >= 0 and below {limit:.1f} degrees for this camera "
+                            f"({self.hfov_deg:g} x {self.vfov_deg:.1f} degrees field of view at "
+                            f"{self.altitude_m:g} m): the frame must see only the ground, and its centre a point "
+                            "of the rendered world")
 
     @property
     def frame_gsd_m(self) -> float:
@@ -314,11 +352,46 @@ def read_mission_spec(folder: str | Path) -> MissionSpec:
         raise CvglError(f"cannot read {path}: {exc}") from exc
 
 
+TRUTH_COLUMNS = ("frame", "lat", "lon")
+
+
 def read_truth(path: str | Path) -> dict[int, dict[str, float]]:
-    """truth.csv -> {frame: {t, lat, lon, view_lat, view_lon, altitude_m, heading_deg}}."""
+    """truth.csv -> {frame: {t, lat, lon, view_lat, view_lon, altitude_m, heading_deg}}.
+
+    Needs the columns ``frame, lat, lon`` (``view_lat, view_lon`` optional, as a pair) with
+    numbers; anything else is one line naming what is missing or where, read before the run
+    so that ``--eval`` never ends a flight with "median None m".
+    """
     path = Path(path)
     if not path.is_file():
         raise CvglError(f"ground truth not found: {path}")
-    with open(path, newline="") as handle:
-        return {int(r["frame"]): {k: float(v) for k, v in r.items() if k != "frame"}
-                for r in csv.DictReader(handle)}
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            _check_truth_columns(path, columns)
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CvglError(f"cannot read ground truth {path}: {exc}") from exc
+    truth: dict[int, dict[str, float]] = {}
+    for line, row in enumerate(rows, start=2):
+        row = {k.strip(): v for k, v in row.items() if k is not None}
+        try:
+            values = {k: float(v) for k, v in row.items() if k != "frame" and v not in ("", None)}
+            truth[int(row["frame"])] = values
+        except (TypeError, ValueError):
+            raise CvglError(f"ground truth {path} line {line}: not a number in {dict(row)}") from None
+        if any(k not in values for k in TRUTH_COLUMNS[1:]):
+            raise CvglError(f"ground truth {path} line {line}: empty lat or lon")
+    if not truth:
+        raise CvglError(f"ground truth {path} has no rows")
+    return truth
+
+
+def _check_truth_columns(path: Path, columns: list[str]) -> None:
+    missing = [c for c in TRUTH_COLUMNS if c not in columns]
+    if ("view_lat" in columns) != ("view_lon" in columns):
+        missing.append("view_lon" if "view_lat" in columns else "view_lat")
+    if missing:
+        has = ", ".join(columns) or "none"
+        raise CvglError(f"ground truth {path} lacks column(s) {', '.join(missing)} (has {has}): need frame, lat, lon")

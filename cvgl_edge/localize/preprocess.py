@@ -61,11 +61,15 @@ def frame_crop_px(frame_width: int, footprint_m: float, altitude_m: float | None
     """Side in frame pixels of a ``footprint_m`` square on the ground, if altitude and FOV are known.
 
     Pinhole over flat ground, camera at nadir: the frame spans 2*alt*tan(hfov/2) metres across.
+    A non-finite or out-of-range altitude or field of view is unknown (None), never a NaN size.
     """
-    if altitude_m is None or hfov_deg is None or altitude_m <= 0:
+    if altitude_m is None or hfov_deg is None or not (math.isfinite(altitude_m) and altitude_m > 0):
+        return None
+    if not (math.isfinite(hfov_deg) and 0 < hfov_deg < 180 and math.isfinite(footprint_m)):
         return None
     across_m = 2.0 * altitude_m * math.tan(math.radians(hfov_deg) / 2.0)
-    return max(8, int(round(footprint_m / across_m * frame_width)))
+    side = footprint_m / across_m * frame_width
+    return max(8, int(round(side))) if math.isfinite(side) else None
 
 
 def north_up_crop(frame: np.ndarray, side: int | None = None, heading_deg: float | None = None) -> np.ndarray:
@@ -75,10 +79,17 @@ def north_up_crop(frame: np.ndarray, side: int | None = None, heading_deg: float
     autopilot reports yaw for a forward-aligned nadir camera. Pixels the rotated square
     needs from outside the frame are mirrored in (the tile footprint should fit inside
     the frame at any heading: side <= short side / sqrt(2)).
+
+    A non-finite heading is refused (ValueError): OpenCV's warpAffine never returns from a NaN
+    matrix. Deciding what an unknown heading means is the caller's job (the loop: north-up).
     """
     h, w = frame.shape[:2]
     side = int(side or min(h, w))
+    if heading_deg is not None and not math.isfinite(heading_deg):
+        raise ValueError(f"north_up_crop needs a finite heading or None, got {heading_deg}")
     angle = -(heading_deg or 0.0)  # cv2 angles turn counter-clockwise; undo the heading
     m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)  # pixel-centre convention
     m[:, 2] += ((side - w) / 2.0, (side - h) / 2.0)
+    if not np.isfinite(m).all():
+        raise ValueError(f"north_up_crop: non-finite rotation matrix {m.tolist()}")
     return cv2.warpAffine(frame, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)

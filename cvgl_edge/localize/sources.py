@@ -4,7 +4,12 @@ Why a latest-frame reader: a live camera keeps producing frames while the encode
 works; queueing them would make every fix older than the last. :class:`LatestFrameReader`
 reads in a thread and keeps only the newest frame; the loop always takes the newest and
 counts the ones it never saw as dropped. A lost camera is reopened with exponential
-back-off (``backoff_s`` doubling up to ``backoff_max_s``) until ``give_up_s`` has passed.
+back-off (``backoff_s`` doubling up to ``backoff_max_s``) until ``give_up_s`` has passed
+(``localize --camera-timeout``; ``math.inf``, given as 0, waits for ever: a drone may rather
+keep waiting for its camera while the autopilot flies on).
+
+A frame of a folder that cannot be read (corrupt or truncated image) is skipped with a
+warning and counted (``skipped``); the flight goes on with the next one.
 
 Offline sources (folder, video, synthetic) hand out every frame in order, which makes
 evaluation deterministic; ``realtime=True`` plays them at their frame rate through the
@@ -12,7 +17,9 @@ same latest-frame reader, so a slow encoder drops frames as it would on the dron
 
 Telemetry (heading, altitude) comes from ``telemetry.csv`` (frame, t, heading_deg,
 altitude_m) found beside the frames or the video, as a synthetic mission writes it; a
-real integration would read the autopilot's attitude instead.
+real integration would read the autopilot's attitude instead. A NaN or infinite value there
+means unknown for that frame (the loop decides what that implies; a non-finite ``t`` falls
+back to the source's own clock and is listed in ``Frame.ignored``).
 """
 
 from __future__ import annotations
@@ -23,13 +30,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cvgl_edge.errors import CvglError
+from cvgl_edge.errors import CvglError, first_line
+from cvgl_edge.localize import checks
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm")
@@ -46,6 +54,7 @@ class Frame:
     altitude_m: float | None = None
     captured: float = 0.0             # time.perf_counter() when the frame was read
     dropped: int = 0                  # frames skipped since the previous one handed out
+    ignored: dict[str, str] = field(default_factory=dict)  # telemetry replaced as not finite (name: value)
 
 
 # --- telemetry -------------------------------------------------------------------------------------
@@ -68,8 +77,14 @@ def _find_telemetry(*folders: Path) -> dict[int, dict[str, float]]:
 
 def _frame(image: np.ndarray, index: int, t: float, tel: dict[int, dict[str, float]]) -> Frame:
     info = tel.get(index, {})
-    return Frame(image, index, float(info.get("t", t)), info.get("heading_deg"), info.get("altitude_m"),
-                 time.perf_counter())
+    frame = Frame(image, index, float(t), info.get("heading_deg"), info.get("altitude_m"), time.perf_counter())
+    if "t" in info:
+        clock = checks.known(info["t"])
+        if clock is None:
+            frame.ignored["t"] = str(info["t"])
+        else:
+            frame.t = clock
+    return frame
 
 
 @contextlib.contextmanager
@@ -95,25 +110,52 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log lines while a frame is decoded.
+
+    Why: a corrupt image makes OpenCV print ``[ WARN ]``/``[ERROR]`` lines of its own; the frame
+    is skipped with our one warning line instead.
+    """
+    import cv2
+
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
 # --- offline sources -------------------------------------------------------------------------------
 class FolderSource:
-    """Images of a folder in name order."""
+    """Images of a folder in name order; an unreadable one is skipped (counted, reported), not fatal."""
 
     live = False
 
-    def __init__(self, folder: Path, fps: float = 5.0) -> None:
+    def __init__(self, folder: Path, fps: float = 5.0, on_event: Callable[[str], None] | None = None) -> None:
         self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise CvglError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-        self.fps = fps
+        self.fps = checks.positive(fps, "--fps", " frames per second")
         self.telemetry = _find_telemetry(folder, folder.parent)
         self.name = str(folder)
+        self.on_event = on_event or (lambda message: None)
+        self.skipped = 0
 
     def __iter__(self) -> Iterator[Frame]:
         from cvgl_edge.data.images import read_image
 
         for i, path in enumerate(self.files):
-            yield _frame(read_image(path), i, i / self.fps, self.telemetry)
+            try:
+                with quiet_opencv():
+                    image = read_image(path)
+            except CvglError as exc:  # one bad file must not end the flight
+                self.skipped += 1
+                self.on_event(f"skipped frame {i} ({self.skipped} so far): {first_line(exc)}")
+                continue
+            yield _frame(image, i, i / self.fps, self.telemetry)
 
     def close(self) -> None:
         pass
@@ -328,6 +370,11 @@ class RealtimeSource:
         frames = iter(inner)
         self.reader = LatestFrameReader(lambda: next(frames, None), None, pace_fps=inner.fps, name=inner.name)
 
+    @property
+    def skipped(self) -> int:
+        """Unreadable frames the inner source skipped."""
+        return int(getattr(self.inner, "skipped", 0))
+
     def __iter__(self) -> Iterator[Frame]:
         return iter(self.reader)
 
@@ -336,14 +383,23 @@ class RealtimeSource:
         self.inner.close()
 
 
+def check_source_options(fps: float, camera_timeout_s: float) -> float:
+    """``--fps`` (> 0) and ``--camera-timeout`` (seconds >= 0, 0 = for ever); returns the timeout
+    as :class:`LatestFrameReader` takes it (``math.inf`` for ever). One check for CLI and library."""
+    checks.positive(fps, "--fps", " frames per second")
+    return checks.timeout(camera_timeout_s, "--camera-timeout")
+
+
 def open_source(spec: str, *, mission_folder: Path | None = None, realtime: bool = False, fps: float = 5.0,
-                on_event: Callable[[str], None] | None = None) -> Any:
+                on_event: Callable[[str], None] | None = None, camera_timeout_s: float = 30.0) -> Any:
     """``VIDEO`` | ``DIR`` | ``camera:N`` / ``camera:URL`` | ``synthetic`` -> a frame source.
 
     ``synthetic`` regenerates the mission in ``mission_folder`` (where its map and mission.json are).
+    ``camera_timeout_s``: how long a lost camera is tried again before the run ends (0: for ever).
     """
+    give_up_s = check_source_options(fps, camera_timeout_s)
     if spec.startswith("camera:"):
-        return CameraSource(spec.split(":", 1)[1], on_event=on_event)
+        return CameraSource(spec.split(":", 1)[1], give_up_s=give_up_s, on_event=on_event)
     if spec == "synthetic":
         from cvgl_edge.localize.mission import SyntheticMission, read_mission_spec
 
@@ -353,7 +409,7 @@ def open_source(spec: str, *, mission_folder: Path | None = None, realtime: bool
     else:
         path = Path(spec)
         if path.is_dir():
-            source = FolderSource(path, fps)
+            source = FolderSource(path, fps, on_event)
         elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
             source = VideoSource(path)
         elif path.exists():

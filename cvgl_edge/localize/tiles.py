@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.localize import checks
 from cvgl_edge.localize.geomap import GeoMap
 
 UNITS = ("m", "px")
@@ -61,15 +62,21 @@ def _positions(length: int, size: int, stride: int) -> np.ndarray:
     return np.asarray(starts, np.int64)
 
 
+def check_tiling(size: float, overlap: float, unit: str) -> None:
+    """The tiling options alone (no map needed): ``index build`` checks them before opening the model."""
+    if unit not in UNITS:
+        raise CvglError(f"unknown tile unit {unit!r}; choose m or px")
+    checks.positive(size, "--tile-size", f" {unit}")
+    if checks.known(overlap) is None or overlap < 0:
+        raise CvglError(f"--overlap {overlap}: must be a finite number >= 0 (< 1: a fraction of the tile)")
+
+
 def plan_tiles(geomap: GeoMap, size: float, overlap: float = 0.5, unit: str = "m") -> TilePlan:
     """Square tiles of ``size`` (metres or pixels) overlapping by ``overlap``.
 
     ``overlap`` < 1 is a fraction of the tile size; >= 1 is an absolute overlap in ``unit``.
     """
-    if unit not in UNITS:
-        raise CvglError(f"unknown tile unit {unit!r}; choose m or px")
-    if size <= 0:
-        raise CvglError(f"tile size must be positive, got {size}")
+    check_tiling(size, overlap, unit)
     gsd = geomap.gsd_m
     size_px = int(round(size / gsd)) if unit == "m" else int(round(size))
     overlap_px = overlap * size_px if overlap < 1 else (overlap / gsd if unit == "m" else overlap)
