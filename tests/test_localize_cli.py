@@ -314,3 +314,22 @@ def test_a_second_localize_on_one_out_is_refused(workdir, capsys, tmp_path):
     frames = [rec["frame"] for rec in records]
     assert frames == sorted(set(frames)) and frames[-1] == 5          # one run's lines only, in order
     assert not (tmp_path / "fixes.jsonl.lock").exists()
+
+
+def test_no_command_writes_over_its_own_inputs(workdir, capsys, tmp_path):
+    """A mistyped --out equal to --map once replaced the user's GeoTIFF with the index."""
+    tif = tmp_path / "map.tif"
+    tif.write_bytes(b"the user's only copy of the map")
+    ckpt = workdir / "tiny.pt"
+    before = ckpt.read_bytes()
+    assert_refused(run(capsys, "index", "build", "--map", tif, "--checkpoint", ckpt, "--out", tif),
+                   "--out " + str(tif) + " is also --map")
+    idx = tmp_path / "map.idx"
+    idx.write_bytes(b"an index")
+    assert_refused(run(capsys, "localize", "--index", idx, "--source", "synthetic", "--out", idx),
+                   "--out " + str(idx) + " is also --index")
+    assert_refused(run(capsys, "localize", "--index", idx, "--source", "synthetic", "--model", ckpt,
+                       "--out", tmp_path / "fixes.jsonl", "--json", ckpt), "--json " + str(ckpt) + " is also --model")
+    assert tif.read_bytes() == b"the user's only copy of the map" and idx.read_bytes() == b"an index"
+    assert ckpt.read_bytes() == before
+

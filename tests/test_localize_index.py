@@ -376,3 +376,18 @@ def test_hold_output_refuses_a_second_holder_and_leaves_nothing(tmp_path):
     with hold_output(out, "localize run"):                      # free again
         out.write_text("x")
     assert out.is_file() and not (out.parent / "fixes.jsonl.lock").exists()
+
+
+class _NanEncoder(_CountingEncoder):
+    """What a model with NaN weights gives: NaN descriptors."""
+
+    def encode(self, images):
+        return np.full_like(np.asarray(self.inner.encode(images)), np.nan)
+
+
+def test_nan_descriptors_never_become_an_index(tmp_path):
+    out = tmp_path / "map.idx"
+    with pytest.raises(CvglError, match="non-finite values in the tile"):
+        build_index(_geotiff(tmp_path), _NanEncoder(tiny_encoder()), out, tile_size=64, overlap=0.5,
+                    show_progress=False)
+    assert not out.exists()

@@ -29,10 +29,12 @@ CHUNK_ELEMENTS = 1 << 23
 Positives = Sequence[Sequence[int]] | np.ndarray | None
 
 
-def check_finite(descriptors: torch.Tensor, what: str) -> None:
+def check_finite(descriptors: torch.Tensor | np.ndarray, what: str) -> None:
     """CvglError when descriptors hold NaN/inf. Why here, where every metric starts: NaN
-    similarities rank every query first, so NaN weights used to score R@1 = 100 %."""
-    bad = int((~torch.isfinite(descriptors)).sum())
+    similarities rank every query first, so NaN weights used to score R@1 = 100 %. (Index
+    builds call it too: a NaN tile would be everyone's nearest neighbour.)"""
+    values = descriptors.detach().cpu().numpy() if isinstance(descriptors, torch.Tensor) else np.asarray(descriptors)
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
     if bad:
         raise CvglError(f"{bad} non-finite values in the {what} descriptors (the model's weights or the images "
                         "hold NaN/inf): retrieval metrics on them would be meaningless")

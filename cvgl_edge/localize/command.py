@@ -14,6 +14,7 @@ from typing import Any, Optional
 import typer
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.io import check_outputs
 from cvgl_edge.localize.autopilot import parse_messages, profile
 from cvgl_edge.localize.mavlink_sink import MavlinkSettings
 from cvgl_edge.progress import console
@@ -65,6 +66,7 @@ def index_build(
     from cvgl_edge.localize.index import KINDS, build_index
     from cvgl_edge.localize.tiles import plan_tiles
 
+    check_outputs({"--out": out, "--json": json_out}, {"--map": map_path, "--checkpoint": checkpoint})
     if kind not in KINDS:
         raise CvglError(f"unknown --kind {kind!r}; choose {', '.join(KINDS)}")
     if min_similarity is not None:
@@ -218,6 +220,9 @@ def localize_command(
     from cvgl_edge.localize.loop import LoopSettings
     from cvgl_edge.localize.sources import check_source_options
 
+    check_outputs({"--out": out, "--json": json_out, "--eval plot": out.with_suffix(".png") if evaluate else None},
+                  {"--index": index_path, "--model": model, "--truth": truth,
+                   "--source": Path(source) if Path(source).exists() else None})
     settings = LoopSettings(top_k=top_k, hfov_deg=hfov, altitude_m=altitude, heading_deg=heading,
                             max_frames=max_frames, min_similarity=min_similarity).check()
     check_source_options(fps, camera_timeout)

@@ -32,6 +32,7 @@ import numpy as np
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError, first_line
+from cvgl_edge.eval.metrics import check_finite
 from cvgl_edge.io import atomic_write, atomic_write_json
 from cvgl_edge.localize import checks
 from cvgl_edge.localize.geomap import GeoMap, read_map
@@ -378,6 +379,7 @@ def _embed(geomap: GeoMap, plan: TilePlan, encoder: Any, prep: AerialPreprocess,
                     pieces.append(np.asarray(encoder.encode(prep.batch(squares)), np.float32))
                     progress.advance(task, b1 - b0)
                 chunk = np.concatenate(pieces)
+                check_finite(chunk, f"tile (tiles {c0}..{c1 - 1})")   # never stored: it would match every query
                 _save_npy(part, chunk)
             else:
                 progress.advance(task, c1 - c0)
