@@ -122,3 +122,10 @@ def test_a_full_disk_is_one_line_and_the_previous_file_survives(tmp_path, failur
 def test_other_write_errors_are_not_mistaken_for_a_full_disk(tmp_path):
     with pytest.raises(ValueError):
         atomic_write(tmp_path / "x", lambda tmp: (_ for _ in ()).throw(ValueError("bad data")))
+
+
+def test_index_info_refuses_to_write_its_summary_over_the_index(monkeypatch, capsys, tmp_path):
+    idx = tmp_path / "map.idx"
+    idx.write_bytes(b"index bytes")
+    code, err = _main(monkeypatch, capsys, "index", "info", idx, "--json", idx)
+    assert code == 2 and f"--json {idx} is also INDEX" in err and idx.read_bytes() == b"index bytes"

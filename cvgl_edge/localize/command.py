@@ -96,6 +96,7 @@ def index_info(
 
     from cvgl_edge.localize.index import load_index
 
+    check_outputs({"--json": json_out}, {"INDEX": index_path})
     summary = load_index(index_path).summary()
     typer.echo(json.dumps(summary, indent=2))
     _write_json(summary, json_out)
