@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import glob
 import hashlib
 import json
@@ -128,21 +127,6 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextmanager
-def exclusive_lock(path: str | Path) -> Iterator[None]:
-    """Hold an advisory lock on ``path`` (created if absent) while the block runs, waiting for
-    any other holder first: two processes writing one artifact take turns instead of mixing.
-    The kernel drops the lock when its holder dies, so a killed run never blocks the next."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _same_file(a: Path, b: Path) -> bool:

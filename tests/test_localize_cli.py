@@ -219,7 +219,7 @@ def test_index_options_out_of_range_are_one_line_before_work(workdir, capsys, tm
 
 def test_index_build_into_a_busy_out_is_refused(workdir, capsys, tmp_path):
     """Finding A: a second build on one --out (here: the lock another build holds) is refused in one line."""
-    from cvgl_edge.localize.lockfile import hold_output
+    from cvgl_edge.locks import hold_output
 
     mission = workdir / "mission"
     if not (mission / "map.tif").is_file():

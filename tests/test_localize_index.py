@@ -362,7 +362,7 @@ def test_frame_crop_of_non_finite_altitude_or_fov_is_unknown():
 
 
 def test_hold_output_refuses_a_second_holder_and_leaves_nothing(tmp_path):
-    from cvgl_edge.localize.lockfile import hold_output
+    from cvgl_edge.locks import hold_output
 
     out = tmp_path / "new" / "deeper" / "fixes.jsonl"
     with hold_output(out, "localize run") as lock:

@@ -28,7 +28,8 @@ from cvgl_edge.export.native_toolchain import (
 from cvgl_edge.export.plugin_cache import (
     LIBRARY_NAME, MANIFEST_NAME, PluginBuild, build_folder, cache_root, sources_sha256,
 )
-from cvgl_edge.io import atomic_write, atomic_write_json, exclusive_lock
+from cvgl_edge.io import atomic_write, atomic_write_json
+from cvgl_edge.locks import exclusive_lock
 
 MIN_CMAKE = (3, 18)
 NVCC_HINT = ("install the CUDA toolkit (JetPack: `sudo apt install cuda-toolkit-12-6`; x86-64: NVIDIA's CUDA "

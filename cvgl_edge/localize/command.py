@@ -302,7 +302,7 @@ def run_localization(index_path: Path, source: str, out: Path, settings: Any, *,
     from contextlib import ExitStack, closing
 
     from cvgl_edge.localize.index import load_index
-    from cvgl_edge.localize.lockfile import hold_output
+    from cvgl_edge.locks import hold_output
     from cvgl_edge.localize.mavlink_sink import MavlinkSink
     from cvgl_edge.localize.mission import read_truth
     from cvgl_edge.localize.sinks import JsonlSink

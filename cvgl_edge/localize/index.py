@@ -36,9 +36,9 @@ from cvgl_edge.eval.metrics import check_finite
 from cvgl_edge.io import atomic_write, atomic_write_json
 from cvgl_edge.localize import checks
 from cvgl_edge.localize.geomap import GeoMap, read_map
-from cvgl_edge.localize.lockfile import hold_output
 from cvgl_edge.localize.preprocess import AerialPreprocess
 from cvgl_edge.localize.tiles import TilePlan, cut_tile, plan_tiles
+from cvgl_edge.locks import hold_output
 
 FORMAT = "cvgl-edge-tile-index"
 FORMAT_VERSION = 1

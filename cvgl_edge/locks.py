@@ -1,6 +1,6 @@
-"""One writer per output: a lock file beside it, held for the run, refused at once if taken.
+"""One writer at a time: ``hold_output`` refuses a second run at once, ``exclusive_lock`` waits.
 
-Why refuse instead of waiting (:func:`cvgl_edge.io.exclusive_lock` waits): two ``localize`` runs
+Why refuse for outputs (instead of waiting like :func:`exclusive_lock`): two ``localize`` runs
 on one ``--out`` would interleave their fixes, and a second ``index build`` would mix its chunks
 with the first's; the user meant one of them, and a run that sits silently behind an hour-long
 build looks hung. The refusal names the output, the lock file and the holder's pid.
@@ -107,3 +107,18 @@ def _acquire(path: Path, out: str | Path, what: str) -> int:
         if _same_file(fd, path):
             return fd
         os.close(fd)  # removed by its last holder between our open and our lock: take the new one
+
+
+@contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an advisory lock on ``path`` (created if absent) while the block runs, waiting for
+    any other holder first: short jobs that write one artifact (a plugin build) take turns
+    instead of mixing. The kernel drops the lock when its holder dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
