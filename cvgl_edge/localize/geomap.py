@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from cvgl_edge.errors import CvglError, first_line
+from cvgl_edge.quiet import quiet_stderr
 
 M_PER_DEG_LAT = 111_320.0
 #: World-file suffixes tried beside an image (``map.png`` -> ``map.pgw``, ``map.pngw``, ``map.wld``).
@@ -209,7 +210,6 @@ def check_crs(crs: str | None, name: str = "--crs") -> str | None:
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
-    from cvgl_edge.localize.sources import quiet_stderr
 
     try:
         with quiet_stderr():  # PROJ prints its own "ERROR 1: ..." line for an unknown EPSG code

@@ -38,6 +38,7 @@ import numpy as np
 
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.localize import checks
+from cvgl_edge.quiet import quiet_stderr
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm")
@@ -85,29 +86,6 @@ def _frame(image: np.ndarray, index: int, t: float, tel: dict[int, dict[str, flo
         else:
             frame.t = clock
     return frame
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence C-level stderr (OpenCV/FFmpeg warnings) while a camera is opened.
-
-    Why: a camera that cannot be opened makes OpenCV print several ``[ WARN ]`` lines to
-    file descriptor 2 before we can report it; the user should get our one-line error only.
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
 
 
 @contextlib.contextmanager
