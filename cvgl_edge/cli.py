@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.io import check_outputs
+from cvgl_edge.io import check_output_folder, check_outputs
 from cvgl_edge.progress import console
 
 app = typer.Typer(
@@ -322,6 +322,7 @@ def export_command(
     """Export encoder branches to ONNX (one SelectiveScan node per scan), checked against PyTorch, then verified."""
     from cvgl_edge.export.pipeline import ExportRequest, run_export
 
+    check_output_folder(out, "--out")
     check_outputs({"--json": json_out}, {"CHECKPOINT": checkpoint, "--calibration": calibration,
                                          "--plugin-lib": plugin_lib})
     request = ExportRequest(checkpoint=checkpoint, out=out, branch=branch, format=format_,

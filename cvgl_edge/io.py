@@ -155,6 +155,24 @@ def check_output_file(path: str | Path, option: str) -> None:
         raise CvglError(f"{option} {path}: not writable (permission denied)")
 
 
+def check_output_folder(path: str | Path, option: str) -> None:
+    """One line before any work when ``path`` cannot be (or become) an output folder: under a
+    system tree, a file in its place or above it, or a first existing ancestor not writable."""
+    path = Path(path)
+    resolved = path.resolve()
+    for tree in SYSTEM_TREES:
+        if resolved == tree or tree in resolved.parents:
+            raise CvglError(f"{option} {path}: will not write under {tree}")
+    for part in (resolved, *resolved.parents):
+        if part.exists():
+            if not part.is_dir():
+                where = "" if part == resolved else f" ({part} is a file)"
+                raise CvglError(f"{option} {path} is not a folder{where}: give a folder")
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise CvglError(f"{option} {path}: {part} is not writable (permission denied)")
+            return
+
+
 def check_outputs(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
     """Before any work: every output file can be written and none is one of the command's inputs.
 

@@ -129,3 +129,13 @@ def test_index_info_refuses_to_write_its_summary_over_the_index(monkeypatch, cap
     idx.write_bytes(b"index bytes")
     code, err = _main(monkeypatch, capsys, "index", "info", idx, "--json", idx)
     assert code == 2 and f"--json {idx} is also INDEX" in err and idx.read_bytes() == b"index bytes"
+
+
+@pytest.mark.parametrize("argv", [["export", "{ckpt}", "--out", "/proc/cvgl"], ["index", "mission", "--out", "/proc/cvgl"],
+                                  ["export", "{ckpt}", "--out", "{ckpt}"], ["train", "--out", "/proc/cvgl"]])
+def test_an_output_folder_that_cannot_be_one_is_refused_in_one_line(monkeypatch, capsys, tmp_path, argv):
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"x")
+    code, err = _main(monkeypatch, capsys, *(str(ckpt) if a == "{ckpt}" else a for a in argv))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: --out ") and "Traceback" not in err, err

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import typer
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.io import check_outputs
+from cvgl_edge.io import check_output_folder, check_outputs
 from cvgl_edge.localize.autopilot import parse_messages, profile
 from cvgl_edge.localize.mavlink_sink import MavlinkSettings
 from cvgl_edge.progress import console
@@ -134,6 +134,7 @@ def index_mission(
     """Write a deterministic synthetic map and drone flight (with ground truth) to try the loop on."""
     from cvgl_edge.localize.mission import MissionSpec, synthetic_mission
 
+    check_output_folder(out, "--out")
     spec = MissionSpec(seed=seed, map_px=map_px, frames=frames, fps=fps, speed_mps=speed, altitude_m=altitude,
                        tilt_deg=tilt, exit_fraction=exit_fraction)
     synthetic_mission(out, spec, video=video, show_progress=progress)

@@ -19,7 +19,7 @@ from cvgl_edge.data import build_dataset
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.eval.embed import embed_pairs
 from cvgl_edge.eval.metrics import cross_view_metrics
-from cvgl_edge.io import atomic_torch_save, atomic_write
+from cvgl_edge.io import atomic_torch_save, atomic_write, check_output_folder
 from cvgl_edge.losses import build_loss
 from cvgl_edge.models import build_model
 from cvgl_edge.models.checkpoint import checkpoint_payload, load_state_dict_strict, read_checkpoint
@@ -75,12 +75,7 @@ def resolve_device(name: str) -> torch.device:
 
 def check_out_folder(path: Path) -> None:
     """``--out`` must be a folder or not exist yet, nor lie under a file: one line, before any work."""
-    for part in (path, *path.parents):
-        if part.exists():
-            if not part.is_dir():
-                where = "" if part == path else f" ({part} is a file)"
-                raise CvglError(f"--out {path} is not a folder{where}: give a folder for the run")
-            return
+    check_output_folder(path, "--out")
 
 
 def trim_metrics_log(path: Path, step: int) -> None:
