@@ -39,9 +39,9 @@ HARD_NEGATIVES_HELP = ("Hard-negative batches (Sample4Geo): off, gps (geographic
 def check_run_outputs(out: Path, json_out: Optional[Path], inputs: dict[str, Optional[Path]]) -> None:
     """Before any work: ``--out`` is a folder (or new), and neither the files a training run
     writes there nor ``--json`` is one of its inputs (a teacher at OUT/last.pt would be overwritten)."""
-    from cvgl_edge.train.loop import BEST_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG, check_out_folder
+    from cvgl_edge.train.loop import BEST_CHECKPOINT, LAST_CHECKPOINT, METRICS_LOG
 
-    check_out_folder(Path(out))
+    check_output_folder(out, "--out")
     files = {f"--out's {name}": Path(out) / name for name in (LAST_CHECKPOINT, BEST_CHECKPOINT, METRICS_LOG)}
     check_outputs({**files, "--json": json_out}, inputs)
 

@@ -29,3 +29,21 @@ def quiet_stderr() -> Iterator[None]:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log lines while a frame is decoded.
+
+    Why: a corrupt image makes OpenCV print ``[ WARN ]``/``[ERROR]`` lines of its own; the frame
+    is skipped with our one warning line instead.
+    """
+    import cv2
+
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)

@@ -15,7 +15,7 @@ chunks already there. Why a folder per plan: chunks of one plan must never be lo
 another, and a build with another map, tiling or model must not delete an interrupted
 build's work either (it is kept and reported; that build resumes when run again).
 One build at a time per ``OUT``: a second is refused while ``OUT.lock`` is held
-(:mod:`cvgl_edge.localize.lockfile`).
+(:func:`cvgl_edge.locks.hold_output`).
 """
 
 from __future__ import annotations

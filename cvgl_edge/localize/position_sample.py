@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cvgl_edge.localize.checks import known
 from cvgl_edge.localize.geomap import M_PER_DEG_LAT
 
 #: The filter's position sigma times this is the per-axis 1-sigma the autopilots read. Measured
@@ -52,11 +53,9 @@ class PositionSample:
 
 
 def _finite(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return number if math.isfinite(number) else math.nan
+    """:func:`checks.known` with NaN for unknown, the convention of :class:`PositionSample`'s fields."""
+    number = known(value)
+    return math.nan if number is None else number
 
 
 def sample_from_record(record: dict[str, Any]) -> PositionSample | None:

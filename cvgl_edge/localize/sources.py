@@ -24,9 +24,7 @@ back to the source's own clock and is listed in ``Frame.ignored``).
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +36,7 @@ import numpy as np
 
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.localize import checks
-from cvgl_edge.quiet import quiet_stderr
+from cvgl_edge.quiet import quiet_opencv, quiet_stderr
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm")
@@ -86,24 +84,6 @@ def _frame(image: np.ndarray, index: int, t: float, tel: dict[int, dict[str, flo
         else:
             frame.t = clock
     return frame
-
-
-@contextlib.contextmanager
-def quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's own log lines while a frame is decoded.
-
-    Why: a corrupt image makes OpenCV print ``[ WARN ]``/``[ERROR]`` lines of its own; the frame
-    is skipped with our one warning line instead.
-    """
-    import cv2
-
-    logging = cv2.utils.logging
-    level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(level)
 
 
 # --- offline sources -------------------------------------------------------------------------------

@@ -73,11 +73,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def check_out_folder(path: Path) -> None:
-    """``--out`` must be a folder or not exist yet, nor lie under a file: one line, before any work."""
-    check_output_folder(path, "--out")
-
-
 def trim_metrics_log(path: Path, step: int) -> None:
     """Keep the records up to ``step`` (a resumed run's checkpoint): the steps a killed run
     logged after its last checkpoint are trained again, and each step is to appear once.
@@ -155,7 +150,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: str | bool = False):
         self.cfg = cfg
         self.out_dir = Path(cfg.out)
-        check_out_folder(self.out_dir)
+        check_output_folder(self.out_dir, "--out")  # a folder, or not there yet; before any work
         self.device = resolve_device(cfg.device)
         self.ctx: DistContext = init_distributed(self.device)
         if self.ctx.enabled and self.device.type == "cuda":
