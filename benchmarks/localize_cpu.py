@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 
 from cvgl_edge.bench.machine import load_average, machine_info
-from cvgl_edge.bench.timing import percentile
+from cvgl_edge.timing import percentile
 from cvgl_edge.io import atomic_write, atomic_write_json
 from cvgl_edge.localize.evaluate import fix_errors, plot_trajectory, similarity_split
-from cvgl_edge.localize.geomap import read_map
+from cvgl_edge.data.geomap import read_map
 from cvgl_edge.localize.index import TileIndex, build_index, load_index, make_faiss
 from cvgl_edge.localize.loop import LoopSettings, run_loop
-from cvgl_edge.localize.mission import SyntheticMission, read_mission_spec, read_truth
+from cvgl_edge.data.mission import SyntheticMission, read_mission_spec, read_truth
 from cvgl_edge.localize.search import TileSearcher
 from cvgl_edge.localize.sources import SyntheticSource
 from cvgl_edge.progress import console
@@ -117,7 +117,7 @@ def part_small(args: argparse.Namespace, record: dict[str, Any]) -> None:
     mission = SyntheticMission(read_mission_spec(args.mission))
     tile = mission.spec.suggested_tile_m
     crop = Path(args.work) / "small_map.tif"
-    from cvgl_edge.localize.geomap import write_geotiff
+    from cvgl_edge.data.geomap import write_geotiff
 
     gm = read_map(Path(args.mission) / "map.tif")
     side = int(2 * tile)                          # 2x2 tiles at no overlap: the loop's costs, not search's

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from cvgl_edge.bench.machine import load_average, machine_info
-from cvgl_edge.bench.timing import percentile
+from cvgl_edge.timing import percentile
 from cvgl_edge.io import atomic_write, atomic_write_json
 from cvgl_edge.localize.command import run_localization
 from cvgl_edge.localize.evaluate import split_by_map
 from cvgl_edge.localize.loop import LoopSettings
-from cvgl_edge.localize.mission import MissionSpec, SyntheticMission, read_mission_spec, read_truth, synthetic_mission
+from cvgl_edge.data.mission import MissionSpec, SyntheticMission, read_mission_spec, read_truth, synthetic_mission
 from cvgl_edge.progress import console
 
 

@@ -31,7 +31,7 @@ from cvgl_edge.localize.command import run_localization
 from cvgl_edge.localize.evaluate import split_by_map
 from cvgl_edge.localize.index import load_index
 from cvgl_edge.localize.loop import LoopSettings
-from cvgl_edge.localize.mission import SyntheticMission, read_mission_spec
+from cvgl_edge.data.mission import SyntheticMission, read_mission_spec
 from cvgl_edge.progress import console
 
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     index = load_index(args.index)
     folder = Path(index.meta["map"]).parent
     mission = SyntheticMission(read_mission_spec(folder))
-    from cvgl_edge.localize.mission import read_truth
+    from cvgl_edge.data.mission import read_truth
 
     truth = read_truth(folder / "truth.csv")
     margin = index.meta["tile_size_px"] / 2

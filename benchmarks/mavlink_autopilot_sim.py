@@ -30,9 +30,9 @@ from autopilot_sim import AutopilotPeer, SimulatedAutopilot, documented  # noqa:
 from cvgl_edge.bench.machine import machine_info  # noqa: E402
 from cvgl_edge.demo.settings import DemoSettings  # noqa: E402
 from cvgl_edge.localize.command import MavlinkRequest, run_localization  # noqa: E402
-from cvgl_edge.localize.geomap import latlon_to_local  # noqa: E402
+from cvgl_edge.data.geomap import latlon_to_local  # noqa: E402
 from cvgl_edge.localize.loop import LoopSettings  # noqa: E402
-from cvgl_edge.localize.mission import read_truth, synthetic_mission  # noqa: E402
+from cvgl_edge.data.mission import read_truth, synthetic_mission  # noqa: E402
 
 GROUND_MSL_M = 408.0
 RUNS = [("ardupilot", "gps_input", "gps_input"), ("ardupilot", "vision_position_estimate", "local"),

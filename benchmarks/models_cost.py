@@ -1,6 +1,6 @@
 """Params and FLOPs of the paper-size VimGeo and LRFR presets, beside the papers' figures.
 
-Counts come from ``cvgl_edge.bench.cost.model_cost`` (one eager forward at batch 1 under
+Counts come from ``cvgl_edge.models.cost.model_cost`` (one eager forward at batch 1 under
 torch's FlopCounterMode: 2 FLOPs per multiply-add for matmul/conv; each selective scan
 9*B*L*Dc*N; elementwise ops not counted). Random weights: counts do not depend on them.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from cvgl_edge.bench.cost import FLOP_CONVENTION, model_cost, params_total
+from cvgl_edge.models.cost import FLOP_CONVENTION, model_cost, params_total
 from cvgl_edge.io import atomic_write, atomic_write_json
 from cvgl_edge.models import build_model
 

@@ -1,6 +1,6 @@
 """CPU selective-scan benchmark: reference loop vs chunked PyTorch vs C++ kernel.
 
-Cases (DESIGN.md sections 3 and 7):
+Cases (shapes as in docs/export.md, "The selective scan"):
   forward  Vim-Small, one scan direction: B=1, Dc=768, L=257, N=16, with D, z,
            delta_bias and softplus (what one mixer branch runs per image).
   fwd+bwd  training-like: B=8, Dc=384, L=65, N=16, same options; "reference" here is
@@ -37,7 +37,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 import torch  # noqa: E402
 
 from cvgl_edge.bench.machine import load_average, machine_info, result_stem  # noqa: E402
-from cvgl_edge.bench.timing import percentile, time_ms  # noqa: E402
+from cvgl_edge.timing import percentile, time_ms  # noqa: E402
 from cvgl_edge.ops import selective_scan, selective_scan_reference, use_backend  # noqa: E402
 from cvgl_edge.ops import cpu_kernel  # noqa: E402
 from cvgl_edge.ops.scan_op import SCAN_FLOPS_PER_ELEMENT  # noqa: E402

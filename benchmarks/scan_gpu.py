@@ -45,7 +45,7 @@ import torch  # noqa: E402
 
 from cvgl_edge.bench.devices import DEVICES, device_for_gpu_name  # noqa: E402
 from cvgl_edge.bench.machine import load_average, machine_info, result_stem  # noqa: E402
-from cvgl_edge.bench.timing import percentile  # noqa: E402
+from cvgl_edge.timing import percentile  # noqa: E402
 from cvgl_edge.io import atomic_write, atomic_write_json  # noqa: E402
 from cvgl_edge.ops import chunked, cuda_mamba, selective_scan_reference  # noqa: E402
 from cvgl_edge.ops.testing import random_scan_inputs  # noqa: E402

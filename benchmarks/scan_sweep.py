@@ -34,7 +34,7 @@ for path in (REPO, HERE):  # run from a checkout without installing; reuse scan_
 import torch  # noqa: E402
 
 from cvgl_edge.bench.machine import load_average, machine_info, result_stem  # noqa: E402
-from cvgl_edge.bench.timing import percentile, time_ms  # noqa: E402
+from cvgl_edge.timing import percentile, time_ms  # noqa: E402
 from cvgl_edge.io import atomic_write, atomic_write_json  # noqa: E402
 from cvgl_edge.ops import selective_scan_reference  # noqa: E402
 from cvgl_edge.ops.scan_op import SCAN_FLOPS_PER_ELEMENT  # noqa: E402

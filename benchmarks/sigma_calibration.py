@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cvgl_edge.localize.geomap import latlon_to_local
-from cvgl_edge.localize.mission import read_truth
+from cvgl_edge.data.geomap import latlon_to_local
+from cvgl_edge.data.mission import read_truth
 from cvgl_edge.localize.position_sample import SIGMA_SCALE
 
 QUANTILES = (50.0, 68.27, 90.0, 95.0)

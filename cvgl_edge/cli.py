@@ -11,15 +11,22 @@ from typing import Optional
 import typer
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.extras import missing_train_package, needs
 from cvgl_edge.io import check_output_folder, check_outputs
 from cvgl_edge.progress import console
 
 app = typer.Typer(
     name="cvgl-edge",
     help=(
-        "Cross-view geo-localisation on the edge: train GeoSSM (a Vision-Mamba dual encoder), "
-        "evaluate retrieval, export to ONNX, and check the environment. Start with `cvgl-edge demo`."
+        "Cross-view geo-localisation on the edge: match drone or street images to satellite tiles.\n\n"
+        "Train or distil a dual encoder (GeoSSM, VimGeo, LRFR), evaluate retrieval, export to ONNX "
+        "or TensorRT and verify the files, benchmark backends, index a map and localise frames "
+        "against it (MAVLink output), and build the TensorRT scan plugin.\n\n"
+        "Start with `cvgl-edge demo`; `cvgl-edge doctor` checks the environment."
     ),
+    # plain click layout: typer's rich panels leave options ~20 columns of help at 80 columns and
+    # cut long words with '…'; click's wraps the help in 46 columns and never truncates
+    rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -170,7 +177,9 @@ def distil_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the teacher-vs-student report to this JSON file."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Distil a trained teacher into a smaller student; report teacher vs student accuracy, size, FLOPs and CPU latency."""
+    """Distil a trained teacher into a smaller student.
+
+    Reports teacher vs student accuracy, size, FLOPs and CPU latency."""
     from cvgl_edge.cli_options import parse_assignments
     from cvgl_edge.eval.evaluate import metrics_record
     from cvgl_edge.models import list_models
@@ -229,12 +238,14 @@ def eval_command(
     polar: Optional[bool] = typer.Option(None, "--polar/--no-polar", help="Polar-transform satellite images. Default: as in training (exported files: no)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N (tensorrt: a CUDA GPU)."),
     workers: int = typer.Option(0, min=0, help="DataLoader worker processes."),
-    protocol: str = typer.Option("official", help="University-1652 protocol: official (distractor gallery classes stay in the ranking) or sample4geo (gallery classes without a query dropped, as Sample4Geo's code does; labelled as such). VIGOR and paired data: official only; VIGOR's area comes from --data (vigor: same-area, vigor-cross: cross-area)."),
+    protocol: str = typer.Option("official", help="Whose evaluation code the numbers follow: official (the dataset authors': University1652-Baseline, VIGOR, CVACT/SAFA) or sample4geo (Sample4Geo's: R@1% K = G//100; University-1652 distractors removed as junk). Formulas: docs/metrics.md. VIGOR's area comes from --data (vigor: same-area, vigor-cross: cross-area)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Retrieval metrics of a checkpoint or of exported branches: R@1, R@5, R@10, R@1% and mAP in both
-    directions (paired data), or with the dataset's official protocol (University-1652: AP; VIGOR: hit rate)."""
+    """Retrieval metrics of a checkpoint or exported files.
+
+    R@1, R@5, R@10, R@1% and mAP in both directions (paired data), or with the dataset's official
+    protocol (University-1652: AP; VIGOR: hit rate)."""
     from cvgl_edge.eval.evaluate import evaluate_source
     from cvgl_edge.eval.report import metrics_table
 
@@ -271,7 +282,9 @@ def demo(
     progress: bool = typer.Option(True, help="Show progress bars."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the full record (as OUT/metrics.json) to this file."),
 ) -> None:
-    """The whole toolkit in about 10 minutes on a CPU: train, export + verify, localise a synthetic drone flight."""
+    """The whole toolkit in about 10 minutes on a CPU.
+
+    Train, export + verify, localise a synthetic drone flight."""
     from cvgl_edge.demo import DemoSettings, run_demo
     from cvgl_edge.eval.report import metrics_table
 
@@ -319,7 +332,9 @@ def export_command(
     int8_mode: str = typer.Option("explicit", help="Engine, INT8: explicit (from the QDQ file) or implicit (TensorRT 10.x calibrates the FP32 file)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the export reports (with the verification outcome) to this JSON file."),
 ) -> None:
-    """Export encoder branches to ONNX (one SelectiveScan node per scan), checked against PyTorch, then verified."""
+    """Export encoder branches to ONNX or TensorRT engines.
+
+    ONNX with one SelectiveScan node per scan, checked against PyTorch, then verified."""
     from cvgl_edge.export.pipeline import ExportRequest, run_export
 
     check_output_folder(out, "--out")
@@ -347,7 +362,9 @@ def verify_command(
     max_r1_drop: Optional[float] = typer.Option(None, help="Override the largest allowed R@1 drop in points (int8 2.0, fp16 0.5)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verification record to this JSON file."),
 ) -> None:
-    """Run an exported artifact and the PyTorch checkpoint on the same pairs; exit 1 past the thresholds."""
+    """Check an exported file against its PyTorch checkpoint.
+
+    Runs both on the same pairs; exit 1 past the thresholds."""
     from cvgl_edge.export.verify import summary_line, verify, verify_table
 
     check_outputs({"--json": json_out}, {"ARTIFACT": artifact, "--against": against})
@@ -365,50 +382,44 @@ def verify_command(
 def models(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List the model presets with their input sizes, descriptor size and parameter count."""
-    from rich.table import Table
+    """List the model presets: input sizes, descriptor, params."""
+    from cvgl_edge.model_catalog import preset_rows
 
-    from cvgl_edge.models import build_model, list_models
-
-    rows = []
-    for name in list_models():
-        model = build_model(name)
-        rows.append({
-            "name": name,
-            "ground_size": list(model.input_sizes["ground"]),
-            "satellite_size": list(model.input_sizes["satellite"]),
-            "descriptor_dim": model.descriptor_dim,
-            "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-        })
+    rows = preset_rows()  # the torch-free catalogue: nothing is built, no PyTorch needed
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="model presets")
-    for column in ("name", "ground HxW", "satellite HxW", "descriptor", "params (M)"):
-        table.add_column(column)
+    console.print(models_table(rows))
+
+
+def models_table(rows: list[dict]):
+    """The `models` table (fits 80 columns): one row per preset, sizes as HxW."""
+    from rich.table import Table
+
+    table = Table(title="model presets (input sizes HxW; descriptor dimensions; parameters in millions)")
+    table.add_column("name", no_wrap=True)
+    for column in ("ground", "satellite", "descriptor", "params M"):
+        table.add_column(column, justify="right", overflow="fold")
     for row in rows:
         table.add_row(row["name"], "x".join(map(str, row["ground_size"])), "x".join(map(str, row["satellite_size"])),
                       str(row["descriptor_dim"]), f"{row['params_m']:.2f}")
-    console.print(table)
+    return table
 
 
 @app.command()
 def doctor(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Check the environment: versions, GPU, and which selective-scan backend runs where."""
-    from rich.table import Table
+    """Check the environment: versions, GPU, scan backends.
 
-    from cvgl_edge.doctor import environment_report
+    Which selective-scan backend runs where, and the TensorRT plugins built."""
+    from cvgl_edge.doctor import environment_report, environment_table
 
     report = environment_report()
     if json_out:
         typer.echo(json.dumps(report, indent=2))
         return
-    table = Table(title="cvgl-edge environment", show_header=False)
-    for key, value in report.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    console.print(environment_table(report))
 
 
 def _register_subsystem_commands() -> None:
@@ -444,17 +455,44 @@ def click_error(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+def invoked_command(argv: list[str]) -> str:
+    """The command words of a command line (``["index", "build", "--map", ...]`` -> "index build")."""
+    import typer.main
+
+    command, words = typer.main.get_command(app), []
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        command = sub
+        words.append(arg)
+    return " ".join(words) or "cvgl-edge"
+
+
 def main() -> None:
     """Entry point: run the typer app, turning user errors into one line and exit code 2.
 
     Why ``standalone_mode=False``: click would print usage errors as a boxed panel of several
     lines; here they end like every other user error, as one ``error:`` line (exit 2).
+
+    The deployment install (``pip install cvgl-edge``) has no PyTorch (nor the other packages of
+    the ``train`` extra). The commands that need it (train, distil, export, verify, demo; eval
+    and bench for now) import it first thing, so its absence surfaces here, before any work,
+    as the one shared check: ``error: <command> needs PyTorch: pip install "cvgl-edge[train]"``.
     """
     try:
         code = app(standalone_mode=False)
     except CvglError as error:
         # plain print: rich would wrap a long message over several lines
         print(f"error: {one_line(error)}", file=sys.stderr)
+        sys.exit(2)
+    except ImportError as error:
+        package = missing_train_package(error)
+        if package is None:
+            raise
+        print(f"error: {needs(invoked_command(sys.argv[1:]), package)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]")

@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from cvgl_edge.errors import CvglError
 
 
@@ -111,7 +109,9 @@ def _current_umask() -> int:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """torch.save through ``atomic_write``."""
+    """torch.save through ``atomic_write`` (PyTorch is imported here: the deployment install has none)."""
+    import torch
+
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 

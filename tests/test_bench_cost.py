@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from cvgl_edge.bench.cost import FLOP_CONVENTION, model_cost, params_total
+from cvgl_edge.models.cost import FLOP_CONVENTION, model_cost, params_total
 from cvgl_edge.errors import CvglError
 from cvgl_edge.models import build_model
 from tiny import TINY

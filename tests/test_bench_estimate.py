@@ -22,7 +22,7 @@ def test_device_table_has_every_required_device_with_sources():
     for key, d in DEVICES.items():
         assert d["fp16_tflops"] > d["fp32_tflops"] > 0 and d["int8_tops"] >= d["fp16_tflops"], key
         assert d["mem_bandwidth_gbs"] > 0 and len(d["source"]) > 40, key
-    # DESIGN.md section 7 figures
+    # vendor bandwidths of the Orin modules (docs/benchmarks.md, device peaks)
     assert DEVICES["orin-nano"]["mem_bandwidth_gbs"] == 68.0
     assert DEVICES["orin-nx"]["mem_bandwidth_gbs"] == 102.4
     assert DEVICES["agx-orin"]["mem_bandwidth_gbs"] == 204.8

@@ -87,11 +87,18 @@ def test_markdown_and_tables_show_every_part():
         assert fragment in text, fragment
     out = io.StringIO()
     console = Console(file=out, width=200)
-    for table in rich_tables(record):
+    for table in rich_tables(record, wide=True):  # --wide: the markdown's columns
         console.print(table)
     screen = out.getvalue()
     for fragment in ("ms/query p50 / p90 / p99", "GeoSSM (paper)", "ESTIMATES", "R@1", "pre-processing" if
                      record.get("preprocess") else "accuracy on 20 synthetic val pairs"):
+        assert fragment in screen, fragment
+    out = io.StringIO()
+    console = Console(file=out, width=80)
+    for table in rich_tables(record):  # default: compact tables (tests/test_tables_80_columns.py)
+        console.print(table)
+    screen = out.getvalue()
+    for fragment in ("query p50", "GeoSSM (paper)", "ESTIMATES", "R@1", "accuracy on 20 synthetic val pairs"):
         assert fragment in screen, fragment
 
 

@@ -9,7 +9,7 @@ from cvgl_edge.bench import plan
 from cvgl_edge.bench.clocks import CudaEventClock, HostClock, clock_for
 from cvgl_edge.bench.memory import MemoryProbe, peak_rss_mb, rss_mb
 from cvgl_edge.bench.runner import Cell, RunPolicy, rotated, run_interleaved, run_once
-from cvgl_edge.bench.timing import percentile, summarize_runs, throughput_per_s
+from cvgl_edge.timing import percentile, summarize_runs, throughput_per_s
 from cvgl_edge.errors import CvglError
 from cvgl_edge.runtime.base import Encoder, EncoderInfo
 

@@ -1,4 +1,4 @@
-"""SAFA polar transform geometry (DESIGN.md section 5)."""
+"""SAFA polar transform geometry (docs/training.md, "Polar transform")."""
 
 from __future__ import annotations
 

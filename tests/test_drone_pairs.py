@@ -11,7 +11,7 @@ from cvgl_edge.data.nuisance import photometric, sensor_noise
 from cvgl_edge.data.render import render_drone
 from cvgl_edge.errors import CvglError
 from cvgl_edge.localize.loop import Localizer, LoopSettings
-from cvgl_edge.localize.preprocess import AerialPreprocess
+from cvgl_edge.data.aerial import AerialPreprocess
 from cvgl_edge.localize.sources import Frame
 
 SMALL = DronePairSpec(side=48, world_px=640)

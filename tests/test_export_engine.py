@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export import trt_backend
+from cvgl_edge.runtime import trt_backend
 from cvgl_edge.export.pipeline import ExportRequest, run_export
 from cvgl_edge.export.trt_build import EngineOptions, build_engine, read_sidecar
 from cvgl_edge.models import build_model, save_checkpoint

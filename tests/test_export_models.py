@@ -10,7 +10,7 @@ import pytest
 import torch
 from onnx import TensorProto
 
-from cvgl_edge.bench.cost import model_cost, params_total
+from cvgl_edge.models.cost import model_cost, params_total
 from cvgl_edge.export.onnx_export import expected_scan_nodes
 from cvgl_edge.export.onnx_metadata import read_metadata
 from cvgl_edge.export.pipeline import ExportRequest, run_export

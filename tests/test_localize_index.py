@@ -9,10 +9,10 @@ import pytest
 
 from cvgl_edge.data.images import write_image
 from cvgl_edge.errors import CvglError
-from cvgl_edge.localize.geomap import Corners, read_map, write_geotiff
+from cvgl_edge.data.geomap import Corners, read_map, write_geotiff
 from cvgl_edge.localize.index import build_index, load_index, make_faiss
-from cvgl_edge.localize.preprocess import north_up_crop
-from cvgl_edge.localize.tiles import plan_tiles, tile_count
+from cvgl_edge.data.aerial import north_up_crop
+from cvgl_edge.data.tiles import plan_tiles, tile_count
 from localize_helpers import textured_map, tiny_encoder
 
 LAT0, LON0, MPP = 47.37, 8.54, 1.0
@@ -343,7 +343,7 @@ def test_north_up_crop_refuses_a_non_finite_heading_at_once():
     import subprocess
     import sys
 
-    code = ("import numpy as np\nfrom cvgl_edge.localize.preprocess import north_up_crop\n"
+    code = ("import numpy as np\nfrom cvgl_edge.data.aerial import north_up_crop\n"
             "img = np.zeros((96, 96, 3), np.uint8)\n"
             "for h in (float('nan'), float('inf')):\n"
             "    try:\n        north_up_crop(img, 64, h)\n        raise SystemExit('no error')\n"
@@ -353,7 +353,7 @@ def test_north_up_crop_refuses_a_non_finite_heading_at_once():
 
 
 def test_frame_crop_of_non_finite_altitude_or_fov_is_unknown():
-    from cvgl_edge.localize.preprocess import frame_crop_px
+    from cvgl_edge.data.aerial import frame_crop_px
 
     assert frame_crop_px(320, 60.0, math.inf, 60.0) is None
     assert frame_crop_px(320, 60.0, math.nan, 60.0) is None

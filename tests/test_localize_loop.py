@@ -12,10 +12,10 @@ import pytest
 from cvgl_edge.data.images import read_image
 from cvgl_edge.errors import CvglError
 from cvgl_edge.localize.evaluate import fix_errors, plot_trajectory
-from cvgl_edge.localize.geomap import read_map
+from cvgl_edge.data.geomap import read_map
 from cvgl_edge.localize.index import build_index
 from cvgl_edge.localize.loop import LoopSettings, run_loop
-from cvgl_edge.localize.mission import MissionSpec, SyntheticMission, read_truth, synthetic_mission
+from cvgl_edge.data.mission import MissionSpec, SyntheticMission, read_truth, synthetic_mission
 from cvgl_edge.localize.sinks import JsonlSink
 from cvgl_edge.localize.sources import CameraSource, FolderSource, LatestFrameReader, SyntheticSource, VideoSource
 from localize_helpers import thumbnail_encoder, tiny_encoder

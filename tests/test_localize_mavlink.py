@@ -21,7 +21,7 @@ from autopilot_sim import AutopilotPeer, SimulatedAutopilot, documented
 from cvgl_edge.errors import CvglError
 from cvgl_edge.localize.autopilot import PARAMETERS, parameters_for, parse_messages, profile
 from cvgl_edge.localize.command import MavlinkRequest
-from cvgl_edge.localize.geomap import latlon_to_local
+from cvgl_edge.data.geomap import latlon_to_local
 from cvgl_edge.localize.mavlink_fields import (
     IGNORE_ALT, IGNORE_HDOP, IGNORE_SPEED_ACCURACY, IGNORE_VEL_HORIZ, IGNORE_VEL_VERT, IGNORE_VERTICAL_ACCURACY,
     Origin, gps_input, gps_week_time, hil_gps, odometry, set_gps_global_origin, vision_position_estimate,
@@ -224,7 +224,7 @@ def demo_flight():
     """The demo mission's flight (150 frames, 30 s) as loop records: truth plus 15 m of noise, a track
     lost and re-acquired in the middle, altitude from telemetry."""
     from cvgl_edge.demo.settings import DemoSettings
-    from cvgl_edge.localize.mission import SyntheticMission
+    from cvgl_edge.data.mission import SyntheticMission
 
     mission = SyntheticMission(DemoSettings(out="unused").mission_spec())
     rng = np.random.default_rng(4)

@@ -137,7 +137,7 @@ TILE_M, STRIDE_M, HALF_EXTENT = 40.0, 20.0, 180.0
 @pytest.fixture(scope="module")
 def grid_coverage():
     from cvgl_edge.localize.coverage import MapCoverage
-    from cvgl_edge.localize.geomap import local_to_latlon
+    from cvgl_edge.data.geomap import local_to_latlon
     from cvgl_edge.localize.index import TileIndex, make_faiss
     from cvgl_edge.localize.search import TileSearcher
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -129,6 +131,19 @@ def test_infonce_scale_clamped_and_learnable() -> None:
     fresh = InfoNCELoss()
     fresh(a, b).backward()
     assert fresh.log_scale.grad is not None and torch.isfinite(fresh.log_scale.grad)
+
+
+def test_infonce_normalises_its_inputs_and_can_leave_the_scale_unclamped() -> None:
+    """Sample4Geo's loss normalises inside and does not clamp; ours normalises and clamps at
+    max_scale unless max_scale=0."""
+    a, b = unit(5, 6, 8), unit(5, 6, 9)
+    loss = InfoNCELoss()
+    assert loss(3.0 * a, 0.5 * b).item() == pytest.approx(loss(a, b).item(), rel=1e-6)
+    unclamped = InfoNCELoss(max_scale=0)
+    with torch.no_grad():
+        unclamped.log_scale.fill_(math.log(250.0))
+    assert unclamped.scale.item() == pytest.approx(250.0, rel=1e-5)
+    assert build_loss("infonce", max_scale=0).max_scale == 0
 
 
 def test_triplet_known_value() -> None:

@@ -73,7 +73,7 @@ def test_salad_assignment_and_descriptor():
     assert torch.allclose(p.sum(2), torch.ones(2, 12), atol=1e-5)
     v = salad(x)
     assert v.shape == (2, 12)
-    norms = v.reshape(2, 4, 3).norm(dim=2)  # intra-normalised clusters
+    norms = v.reshape(2, 3, 4).norm(dim=1)  # intra-normalised clusters; feature-major: entry k * m + j
     assert torch.allclose(norms, torch.ones(2, 4), atol=1e-5)
     with pytest.raises(CvglError, match="more feature positions"):
         salad.assignment(torch.randn(1, 16, 2, 2))
@@ -144,3 +144,36 @@ def test_cli_trains_lrfr_nano_two_steps(tmp_path):
     assert record["model"] == "lrfr-nano" and record["steps"] == 2
     model = load_checkpoint(tmp_path / "run" / "last.pt")
     assert model.model_name == "lrfr-nano"
+
+
+def test_salad_flattens_feature_major_like_the_reference_and_keeps_the_old_order_on_request():
+    torch.manual_seed(0)
+    salad = SALAD(16, clusters=4, cluster_dim=3, hidden=8, iterations=3).eval()
+    x = torch.randn(2, 16, 3, 4)
+    p = salad.assignment(x)[:, :, :-1]                     # (B, n, m)
+    f = salad.features(x).flatten(2)                       # (B, d, n)
+    # V[k, j] = sum_i F(t_i)[k] P[i, j]; normalised over k; flattened with k outer, j inner
+    v = torch.nn.functional.normalize(torch.einsum("bdn,bnm->bdm", f, p), dim=1)
+    expected = torch.stack([torch.stack([v[b, k, j] for k in range(3) for j in range(4)]) for b in range(2)])
+    assert torch.allclose(salad(x), expected, atol=1e-6)
+    old = SALAD(16, clusters=4, cluster_dim=3, hidden=8, iterations=3, order="cluster-major").eval()
+    old.load_state_dict(salad.state_dict())
+    assert torch.allclose(old(x), v.transpose(1, 2).flatten(1), atol=1e-6)
+    with pytest.raises(CvglError, match="SALAD order must be one of"):
+        SALAD(16, clusters=4, order="cluster-first")
+
+
+def test_checkpoints_written_before_salad_order_keep_their_descriptors(tmp_path):
+    from cvgl_edge.models.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("lrfr-nano", **TINY_LRFR, salad_order="cluster-major").eval()
+    path = tmp_path / "old.pt"
+    save_checkpoint(model, path)
+    payload = torch.load(path, weights_only=False)
+    del payload["model_config"]["salad_order"]  # as written by cvgl-edge before the option existed
+    torch.save(payload, path)
+    loaded = load_checkpoint(path)
+    assert loaded.config.salad_order == "cluster-major"
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.allclose(loaded.encode(x, "satellite"), model.encode(x, "satellite"), atol=1e-6)

@@ -55,7 +55,7 @@ def test_vim_small_keys_and_shapes_match_official() -> None:
     model = VisionMamba((224, 224), embed_dim=384, depth=2, cls_token=True)
     got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert got == official_shapes(384, 2)
-    # the shapes DESIGN.md quotes for D=384
+    # official Vim-S shapes for D=384: d_inner 768, dt_rank 24, x_proj out 24 + 2*16
     assert got["layers.0.mixer.in_proj.weight"] == (1536, 384)
     assert got["layers.0.mixer.x_proj.weight"] == (56, 768)
     assert got["layers.0.mixer.dt_proj.weight"] == (768, 24)
@@ -76,6 +76,40 @@ def test_init_values() -> None:
     assert dt.min() >= 1e-4 - 1e-7 and dt.max() <= 0.1 + 1e-6
     assert torch.allclose(F.softplus(inverse_softplus(torch.tensor([1e-3, 0.05]))),
                           torch.tensor([1e-3, 0.05]), rtol=1e-4)
+
+
+def test_init_follows_the_official_vim_code_parameter_by_parameter() -> None:
+    """Vim (mamba_simple.Mamba + models_mamba._init_weights): every Linear bias is zeroed except the
+    forward dt_proj.bias (marked no-reinit), so dt_proj_b.bias starts at 0 (softplus 0.693)."""
+    torch.manual_seed(0)
+    model = VisionMamba((32, 32), embed_dim=32, depth=3, cls_token=True)
+    dt_rank = math.ceil(32 / 16)
+    for layer in model.layers:
+        m = layer.mixer
+        assert torch.all(m.dt_proj_b.bias == 0)
+        assert torch.allclose(F.softplus(m.dt_proj_b.bias), torch.full((64,), math.log(2.0)))
+        dt = F.softplus(m.dt_proj.bias)
+        assert dt.min() >= 1e-4 - 1e-7 and dt.max() <= 0.1 + 1e-6 and dt.std() > 0  # log-uniform dt
+        for proj in (m.dt_proj, m.dt_proj_b):  # U(+-dt_rank^-0.5): Mamba's and nn.Linear's default alike
+            assert proj.weight.abs().max() <= dt_rank**-0.5
+        for a_log in (m.A_log, m.A_b_log):
+            assert torch.allclose(a_log, torch.log(torch.arange(1, 17.0)).expand(64, -1))
+        assert torch.all(m.D == 1) and torch.all(m.D_b == 1)
+        # out_proj: kaiming-uniform(a=sqrt 5) bound 1/sqrt(fan_in), divided by sqrt(depth)
+        assert m.out_proj.weight.abs().max() <= 1 / math.sqrt(64) / math.sqrt(3) + 1e-7
+        assert m.in_proj.bias is None and m.x_proj.bias is None and m.out_proj.bias is None
+        assert torch.all(layer.norm.weight == 1)
+    assert torch.all(model.patch_embed.proj.bias == 0) and torch.all(model.norm_f.weight == 1)
+    assert float(model.pos_embed.detach().std()) == pytest.approx(0.02, rel=0.2)
+    assert 0 < float(model.cls_token.abs().max()) < 0.2  # trunc-normal(0.02), cut at +-2 (absolute, as timm)
+
+
+def test_backward_dt_bias_dt_range_reproduces_the_earlier_init() -> None:
+    m = BiMambaMixer(32, n_layers=4, backward_dt_bias="dt-range")
+    dt = F.softplus(m.dt_proj_b.bias)
+    assert dt.min() >= 1e-4 - 1e-7 and dt.max() <= 0.1 + 1e-6
+    with pytest.raises(ValueError, match="backward_dt_bias must be one of"):
+        BiMambaMixer(32, backward_dt_bias="forward")
 
 
 def test_anticausal_conv_equals_flip_conv_flip() -> None:

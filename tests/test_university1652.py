@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from cvgl_edge.data import build_dataset, build_protocols, detect_layout
+from cvgl_edge.eval.scoring import scoring_for
 from cvgl_edge.data.university1652 import load_train
 from cvgl_edge.errors import CvglError
 from fake_datasets import U1652_DRONE_DISTRACTORS, U1652_QUERY, U1652_SAT_DISTRACTORS, U1652_TRAIN, make_university1652
@@ -70,7 +71,9 @@ def test_official_protocol_keeps_distractors(root):
             others = set(range(len(protocol.gallery))) - set(positives.tolist())
             assert all(_class(protocol.gallery[g]) != _class(q) for g in others)
     assert d2s.label == "University-1652 official: drone->satellite, 5 gallery classes incl. 2 distractors"
-    assert d2s.details == {"query_classes": 3, "gallery_classes": 5, "distractor_classes": 2}
+    assert d2s.details == {"query_classes": 3, "gallery_classes": 5, "distractor_classes": 2,
+                           "queries_without_match": 0}
+    assert d2s.dataset == "university1652" and d2s.gallery_total is None
     assert d2s.images("query")[0]["image"].shape == (3, 32, 32)
 
 
@@ -78,13 +81,14 @@ def test_sample4geo_variant_drops_gallery_classes_without_queries(root):
     d2s, s2d = build_protocols(f"university1652:{root}", "val", variant="sample4geo", **SIZES)
     assert sorted({_class(p) for p in d2s.gallery}) == U1652_QUERY
     assert sorted({_class(p) for p in s2d.gallery}) == U1652_QUERY and len(s2d.gallery) == 6
-    assert d2s.variant == "sample4geo" and "sample4geo (distractors dropped)" in d2s.label
+    assert d2s.variant == "sample4geo" and "sample4geo (distractors removed as junk)" in d2s.label
+    assert (d2s.gallery_total, s2d.gallery_total) == (5, 8)  # R@1%'s G counts the junk images
     for q, positives in zip(s2d.query, s2d.positives):
         assert {_class(s2d.gallery[g]) for g in positives} == {_class(q)}
     with pytest.raises(CvglError, match="unknown protocol variant"):
         build_protocols(f"university1652:{root}", "test", variant="strict", **SIZES)
-    with pytest.raises(CvglError, match="University-1652 only"):
-        build_protocols("synthetic:8", "val", variant="sample4geo", **SIZES)
+    with pytest.raises(CvglError, match="the sample4geo protocol applies to cvact, cvusa, university1652, vigor"):
+        scoring_for("synthetic:8", "sample4geo")
     assert build_protocols("synthetic:8", "val", **SIZES) == []
 
 
@@ -138,8 +142,12 @@ def test_cli_train_then_eval_with_both_protocols(root, tmp_path):
     assert record["protocol"]["variant"] == "official" and record["queries"]["drone->satellite"] == 6
     assert record["R@1"] == record["directions"]["drone->satellite"]["R@1"] and "mAP" in record
     s4g = evaluate_checkpoint(checkpoint, split="test", variant="sample4geo", show_progress=False)
-    assert s4g["protocol"]["label"].startswith("University-1652 sample4geo (distractors dropped): drone->satellite")
+    assert s4g["protocol"]["label"].startswith("University-1652 sample4geo (distractors removed as junk): drone->satellite")
     assert s4g["gallery"] == {"drone->satellite": 3, "satellite->drone": 6}
+    # the record names the script followed and its R@1% K: round(0.01 * G) + 1 with G incl. junk
+    assert s4g["scoring"]["drone->satellite"]["name"] == "university1652-sample4geo"
+    assert s4g["scoring"]["satellite->drone"]["one_percent_k"] == 1 and record["scoring"]["drone->satellite"][
+        "ap_rule"] == "trapezoid"
     (tmp_path / "empty").mkdir()
     _assert_one_line_error(cli("eval", str(checkpoint), *common, "--data", str(tmp_path / "empty")),
                            "matches no known dataset layout")

@@ -63,8 +63,10 @@ def test_paired_dataset_and_protocol(root):
     assert protocol.label.startswith("VIGOR same-area official: ground->satellite, 8 panoramas vs 16 tiles")
     [cross] = build_protocols(f"vigor-cross:{root}", "val", **SIZES)
     assert cross.label.startswith("VIGOR cross-area official") and len(cross.gallery) == 8
-    with pytest.raises(CvglError, match="University-1652 only"):
-        build_protocols(f"vigor:{root}", "test", variant="sample4geo", **SIZES)
+    [s4g] = build_protocols(f"vigor:{root}", "test", variant="sample4geo", **SIZES)
+    assert s4g.variant == "sample4geo" and s4g.dataset == "vigor" and s4g.label.startswith("VIGOR same-area sample4geo")
+    with pytest.raises(CvglError, match="unknown protocol variant"):
+        build_protocols(f"vigor:{root}", "test", variant="strict", **SIZES)
 
 
 def test_names_carry_gps():
@@ -74,7 +76,7 @@ def test_names_carry_gps():
 
 
 def test_moved_layout_is_accepted(tmp_path):
-    root = make_vigor(tmp_path / "V", moved=True)  # ground/<City>/, satellite/<City>/ (DESIGN.md, Sample4Geo)
+    root = make_vigor(tmp_path / "V", moved=True)  # ground/<City>/, satellite/<City>/ (as Sample4Geo arranges VIGOR)
     assert detect_layout(root) == "vigor"
     assert load_vigor(root, "test").panoramas[0].parent == root / "ground" / "Chicago"
 

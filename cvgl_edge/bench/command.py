@@ -44,9 +44,17 @@ def bench_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full record as JSON ('-' for stdout)."),
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write a markdown report (plot beside it)."),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write the latency/throughput PNG here."),
+    wide: bool = typer.Option(False, "--wide", help="Print every column (p99, mean±std, copies, memory, ...), "
+                              "as the markdown report has them; needs about 150 columns. Default: tables that "
+                              "fit 80 columns."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Benchmark a model: Params, FLOPs, latency percentiles, throughput, memory and R@1, per backend and precision."""
+    """Benchmark latency, throughput, memory and R@1.
+
+    Params, FLOPs, latency percentiles, throughput, memory and R@1 of every backend x precision
+    (a variant), measured interleaved in one process. The screen tables fit 80 columns; --wide,
+    --markdown and --json have every figure.
+    """
     import json
 
     from cvgl_edge.bench.runner import RunPolicy
@@ -71,7 +79,7 @@ def bench_command(
     else:
         from cvgl_edge.bench.report import rich_tables
 
-        for table in rich_tables(record):
+        for table in rich_tables(record, wide=wide):
             console.print(table)
 
 

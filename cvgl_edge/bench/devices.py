@@ -8,8 +8,8 @@ where the vendor gives both (GeForce parts run FP16-accumulate at twice that rat
 Orin Nano/NX figures are for the original (JetPack 5/6.0) clocks; the "Super" clocks of
 JetPack 6.1+ (MAXN_SUPER) are separate rows.
 
-Sources: DESIGN.md section 7 (Orin bandwidths and FP16 ranges) and the vendor documents
-named in each row's ``source``.
+Sources: the vendor documents named in each row's ``source``; the table is also in
+docs/benchmarks.md ("Roofline estimates: device peaks").
 """
 
 from __future__ import annotations

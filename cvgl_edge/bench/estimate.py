@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvgl_edge.bench.cost import PRECISIONS
+from cvgl_edge.models.cost import PRECISIONS
 from cvgl_edge.bench.devices import DEVICES, peak_for_precision
 from cvgl_edge.errors import CvglError
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from cvgl_edge.bench.clocks import HostClock
-from cvgl_edge.bench.timing import summarize_runs
+from cvgl_edge.timing import summarize_runs
 from cvgl_edge.data.images import resize
 from cvgl_edge.data.normalize import from_tensor, normalize_array
 from cvgl_edge.errors import CvglError

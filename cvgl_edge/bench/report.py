@@ -155,38 +155,134 @@ def estimate_rows(record: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+#: Columns of names (left-aligned, kept on one line); the others hold figures (right-aligned).
+TEXT_COLUMNS = {"variant", "published", "branch", "device", "precision", "bound", "label", "frame", "input"}
+
+
 def _table(title: str, columns: tuple[str, ...] | list[str], rows: list[list[str]],
-           caption: str | None = None) -> Table:
+           caption: str | None = None, fold: bool = False) -> Table:
+    """Names left on one line, figures right. ``fold`` (the --wide tables, which need more than 80
+    columns): every cell may break onto a second line rather than end in '…'."""
     table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        text = i == 0 or column in TEXT_COLUMNS
+        table.add_column(column, justify="left" if text else "right", no_wrap=text and not fold,
+                         overflow="fold" if fold or not text else "ellipsis")
     for row in rows:
         table.add_row(*row)
     return table
 
 
-def rich_tables(record: dict[str, Any]) -> list[Table]:
-    """Summary (+ published anchors), per-cell latency, pre-processing, accuracy, power, estimates."""
+def _pick(columns: tuple[str, ...], rows: list[list[str]],
+          keep: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """The ``keep`` columns of a full table (full name -> short header), in ``keep``'s order."""
+    index = [columns.index(name) for name in keep]
+    return list(keep.values()), [[row[i] for i in index] for row in rows]
+
+
+#: The default screen tables read in an 80-column terminal (an SSH session on a Jetson): the
+#: headline columns only, units in the titles. ``--wide``, the markdown and the JSON have every figure.
+COMPACT_SUMMARY_COLUMNS = ("variant", "query p50", "p90", "queries/s", "tile p50", "R@1", "x first")
+COMPACT_ANCHOR_COLUMNS = ("published", "Params M", "GFLOPs", "ms/query", "R@1 %")
+COMPACT_CELLS = {"variant": "variant", "branch": "branch", "batch": "batch", "p50 ms": "p50", "p90 ms": "p90",
+                 "items/s": "items/s", "x first": "x first"}
+COMPACT_PREPROCESS_COLUMNS = ("branch", "frame", "input", "decode", "resize", "norm.", "total p50", "total p90")
+COMPACT_POWER = {"variant": "variant", "branch": "branch", "batch": "batch", "mean module power W": "power W",
+                 "J/item": "J/item", "peak RAM MB": "RAM MB", "GPU load %": "GPU %"}
+COMPACT_ESTIMATES = {"device": "device", "precision": "precision", "branch": "branch",
+                     "estimate ms/item": "ms/item", "bound": "bound"}
+
+
+def compact_summary_rows(record: dict[str, Any]) -> list[list[str]]:
+    """The summary's measured rows: ms per query (p50, p90) and per tile, best queries/s, R@1, speed-up."""
+    return [[row["variant"], _fmt(row.get("query_p50_ms")), _fmt(row.get("query_p90_ms")),
+             _fmt(row.get("queries_per_s")), _fmt(row.get("tile_p50_ms")), _fmt(row.get("R@1"), 1),
+             _fmt(row.get("query_speedup_vs_first"), 2)] for row in record["summary"]]
+
+
+def compact_preprocess_rows(record: dict[str, Any]) -> list[list[str]]:
+    """As ``preprocess_rows``, the frame without its ' JPEG' (the title says so)."""
+    return [[row[0], row[1].removesuffix(" JPEG"), *row[2:]] for row in preprocess_rows(record)]
+
+
+def _cost_note(record: dict[str, Any]) -> str:
+    """'2.00 M params, 3.00 GFLOPs/query' (the same for every variant; from the summary)."""
+    row = (record.get("summary") or [{}])[0]
+    parts = []
+    if row.get("params_total_m") is not None:
+        parts.append(f"{_fmt(row['params_total_m'])} M params")
+    if row.get("gflops_per_query") is not None:
+        parts.append(f"{_fmt(row['gflops_per_query'])} GFLOPs/query")
+    return ", ".join(parts)
+
+
+def _accuracy_title(record: dict[str, Any]) -> str:
+    a = record["accuracy_set"]
+    return (f"accuracy on {a['pairs']} {a['data']} {a['split']} pairs, ground->satellite "
+            f"(chance R@1 {a['chance_r1']:.1f}%)")
+
+
+def rich_tables(record: dict[str, Any], wide: bool = False) -> list[Table]:
+    """Summary, published figures, per-cell latency, pre-processing, accuracy, power, estimates.
+
+    Default: a few columns per table, readable at 80 columns. ``wide``: every column, as the
+    markdown report has them (needs about 150 columns; narrower, cells fold rather than truncate).
+    """
+    if wide:
+        return _wide_tables(record)
+    model, settings = record["model"], record["settings"]
+    cost = _cost_note(record)
+    tables = [_table(
+        f"{model['name']} on {settings['device']}" + (f" ({cost})" if cost else "") + ": ms per query "
+        f"(ground branch) and per tile (satellite branch) at batch {settings['batch_sizes'][0]}; queries/s at "
+        "the best batch; R@1 in %; x first = speed-up against the first variant",
+        COMPACT_SUMMARY_COLUMNS, compact_summary_rows(record), caption=f"{weights_note(record)}.")]
+    anchors = anchor_rows(record)
+    if anchors:
+        keep = [0, 1, 2, 3, 7]  # method, Params M, GFLOPs, ms/query, R@1 % of the summary's columns
+        tables.append(_table("published figures, for scale only", COMPACT_ANCHOR_COLUMNS,
+                             [[row[i] for i in keep] for row in anchors], caption=anchor_note(record)))
+    tables.append(_table(
+        "encoder latency per batch, ms (interleaved runs); items/s = throughput; x first = speed-up "
+        "against the first variant's p50",
+        *_pick(CELL_COLUMNS, cell_rows(record), COMPACT_CELLS),
+        caption="p99, mean±std, ms/item, copies and memory: --wide, --markdown or --json"))
+    if record.get("preprocess"):
+        tables.append(_table("pre-processing per image, ms (host, before the encoder): JPEG frame -> input; "
+                             "decode, resize and norm. (normalize) at p50", COMPACT_PREPROCESS_COLUMNS,
+                             compact_preprocess_rows(record)))
+    if accuracy_rows(record):
+        tables.append(_table(_accuracy_title(record), ACCURACY_COLUMNS, accuracy_rows(record)))
+    if power_rows(record):
+        tables.append(_table("power (tegrastats): mean module power, energy per item, peak RAM, mean GPU load",
+                             *_pick(POWER_COLUMNS, power_rows(record), COMPACT_POWER)))
+    if estimate_rows(record):
+        tables.append(_table("ESTIMATES (roofline, not measured), ms per item",
+                             *_pick(ESTIMATE_COLUMNS, estimate_rows(record), COMPACT_ESTIMATES)))
+    return tables
+
+
+def _wide_tables(record: dict[str, Any]) -> list[Table]:
+    """Every column of every table, as the markdown report has them (``cvgl-edge bench --wide``)."""
     model, settings = record["model"], record["settings"]
     summary = _table(
         f"{model['name']} on {settings['device']}: per query = ground branch, per tile = satellite branch "
         f"(batch {settings['batch_sizes'][0]}); x first = speedup against the first variant",
         SUMMARY_COLUMNS, summary_rows(record) + anchor_rows(record),
-        caption=f"{weights_note(record)}. {anchor_note(record)}",
+        caption=f"{weights_note(record)}. {anchor_note(record)}", fold=True,
     )
     tables = [summary, _table("encoder latency per batch (interleaved runs; speedup = first variant's p50 / this p50)",
-                              CELL_COLUMNS, cell_rows(record))]
+                              CELL_COLUMNS, cell_rows(record), fold=True)]
     if record.get("preprocess"):
         tables.append(_table("pre-processing per image (host, before the encoder)", PREPROCESS_COLUMNS,
-                             preprocess_rows(record)))
+                             preprocess_rows(record), fold=True))
     if accuracy_rows(record):
-        a = record["accuracy_set"]
-        tables.append(_table(f"accuracy on {a['pairs']} {a['data']} {a['split']} pairs, ground->satellite "
-                             f"(chance R@1 {a['chance_r1']:.1f}%)", ACCURACY_COLUMNS, accuracy_rows(record)))
+        tables.append(_table(_accuracy_title(record), ACCURACY_COLUMNS, accuracy_rows(record), fold=True))
     if power_rows(record):
-        tables.append(_table("power (tegrastats)", POWER_COLUMNS, power_rows(record)))
+        tables.append(_table("power (tegrastats)", POWER_COLUMNS, power_rows(record), fold=True))
     if estimate_rows(record):
-        tables.append(_table("ESTIMATES (roofline, not measured)", ESTIMATE_COLUMNS, estimate_rows(record)))
+        tables.append(_table("ESTIMATES (roofline, not measured)", ESTIMATE_COLUMNS, estimate_rows(record),
+                             fold=True))
     return tables
 
 

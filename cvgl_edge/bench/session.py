@@ -202,7 +202,7 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
     from cvgl_edge.bench import accuracy as acc
     from cvgl_edge.bench.artifacts import default_folder, preset_checkpoint
     from cvgl_edge.bench.clocks import clock_for
-    from cvgl_edge.bench.cost import FLOP_CONVENTION, model_cost, params_total
+    from cvgl_edge.models.cost import FLOP_CONVENTION, model_cost, params_total
     from cvgl_edge.bench.machine import load_average
     from cvgl_edge.bench.memory import MemoryProbe
     from cvgl_edge.bench.preprocess import time_preprocess

@@ -1,23 +1,39 @@
 """Data: image I/O and normalisation, the SAFA polar transform, paired augmentation,
 CVUSA / CVACT / University-1652 / VIGOR loaders, the deterministic synthetic cross-view
 generator, one torch Dataset interface over all of them (``build_dataset``), and the
-retrieval protocols of the datasets that are not one-to-one (``build_protocols``)."""
+retrieval protocols of the datasets that are not one-to-one (``build_protocols``).
 
-from cvgl_edge.data.augment import PairAugment, mirror_panorama, mirror_tile, roll_panorama, rotate_tile
-from cvgl_edge.data.cvact import load_cvact
-from cvgl_edge.data.cvusa import load_cvusa
-from cvgl_edge.data.datasets import SCHEMES, CrossViewDataset, build_dataset, collate_pairs
-from cvgl_edge.data.georef import GeoRef, utm_to_latlon
-from cvgl_edge.data.image_list import ImageListDataset
-from cvgl_edge.data.images import read_image, resize, write_image
-from cvgl_edge.data.layout import detect_layout, resolve_spec
-from cvgl_edge.data.normalize import MEAN_RGB, PIXEL_SCALE, STD_RGB, from_tensor, normalize_array, to_tensor
-from cvgl_edge.data.polar import polar_transform
-from cvgl_edge.data.protocol import RetrievalProtocol, build_protocols, protocol_label, protocol_summary
-from cvgl_edge.data.render import render_drone, render_panorama, render_tile
-from cvgl_edge.data.synthetic import SyntheticCrossView, SyntheticPairs, SyntheticSpec, load_or_generate
-from cvgl_edge.data.vigor import load_vigor
-from cvgl_edge.data.worldgen import WorldMap, generate_world
+The names below are imported from their modules on first use (PEP 562), not here: the
+localisation loop and the runtimes import torch-free modules of this package (images,
+normalize, polar, render, ...) on the deployment install, which has no PyTorch (nor SciPy),
+and importing any submodule runs this file first.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Public name -> the submodule that defines it.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("PairAugment", "mirror_panorama", "mirror_tile", "roll_panorama", "rotate_tile"), "augment"),
+    "load_cvact": "cvact",
+    "load_cvusa": "cvusa",
+    **dict.fromkeys(("SCHEMES", "CrossViewDataset", "build_dataset", "collate_pairs"), "datasets"),
+    **dict.fromkeys(("GeoRef", "utm_to_latlon"), "georef"),
+    "ImageListDataset": "image_list",
+    **dict.fromkeys(("read_image", "resize", "write_image"), "images"),
+    **dict.fromkeys(("detect_layout", "resolve_spec"), "layout"),
+    **dict.fromkeys(("MEAN_RGB", "PIXEL_SCALE", "STD_RGB", "from_tensor", "normalize_array", "to_tensor"),
+                    "normalize"),
+    "polar_transform": "polar",
+    "build_protocols": "benchmark_protocols",
+    **dict.fromkeys(("RetrievalProtocol", "protocol_label", "protocol_summary"), "protocol"),
+    **dict.fromkeys(("render_drone", "render_panorama", "render_tile"), "render"),
+    **dict.fromkeys(("SyntheticCrossView", "SyntheticPairs", "SyntheticSpec", "load_or_generate"), "synthetic"),
+    "load_vigor": "vigor",
+    **dict.fromkeys(("WorldMap", "generate_world"), "worldgen"),
+}
 
 __all__ = [
     "MEAN_RGB", "STD_RGB", "PIXEL_SCALE", "to_tensor", "from_tensor", "normalize_array",
@@ -30,3 +46,16 @@ __all__ = [
     "ImageListDataset", "RetrievalProtocol", "build_protocols", "protocol_label", "protocol_summary",
     "detect_layout", "resolve_spec", "load_vigor",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -14,7 +14,7 @@ as the localisation loop sees them), ``cvusa:PATH``, ``cvact:PATH``,
 ``university1652:PATH`` (drone queries: one class per item, see :mod:`university1652`),
 ``vigor:PATH`` (same-area) and ``vigor-cross:PATH`` (cross-area), or a bare ``PATH`` whose
 layout is detected (:mod:`layout`).  University-1652 and VIGOR are evaluated with their
-retrieval protocols (:func:`cvgl_edge.data.protocol.build_protocols`); their datasets here
+retrieval protocols (:func:`cvgl_edge.data.benchmark_protocols.build_protocols`); their datasets here
 are the paired view (training pairs; one pair per query for paired checks).
 
 Why drone pairs keep the ``ground`` key: batches, collation and embedding stay one code

@@ -9,10 +9,14 @@ ConvNeXt weights expect).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from cvgl_edge.errors import CvglError
+
+if TYPE_CHECKING:
+    import torch
 
 #: Per-channel mean of RGB images scaled to 0..1 (ImageNet).
 MEAN_RGB: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -35,13 +39,18 @@ def normalize_array(img_rgb_uint8: np.ndarray) -> np.ndarray:
 
 
 def to_tensor(img_rgb_uint8: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 RGB -> float32 tensor (3,H,W), normalised with MEAN_RGB/STD_RGB."""
+    """HxWx3 uint8 RGB -> float32 tensor (3,H,W), normalised with MEAN_RGB/STD_RGB.
+
+    PyTorch is imported here, not above: the runtimes use :func:`normalize_array` and the
+    deployment install has no PyTorch."""
+    import torch
+
     return torch.from_numpy(normalize_array(img_rgb_uint8))
 
 
 def from_tensor(x: torch.Tensor | np.ndarray) -> np.ndarray:
     """Inverse of :func:`to_tensor` for debugging and previews: (3,H,W) -> HxWx3 uint8 RGB."""
-    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    arr = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)  # a tensor, without importing torch
     if arr.ndim != 3 or arr.shape[0] != 3:
         raise CvglError(f"expected a (3,H,W) normalised image, got shape {tuple(arr.shape)}")
     img = arr.transpose(1, 2, 0).astype(np.float32) * _STD + _MEAN

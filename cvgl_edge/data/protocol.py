@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from cvgl_edge.data.image_list import ImageListDataset
-from cvgl_edge.errors import CvglError
 
-#: ``variant`` values: the dataset's official protocol, or Sample4Geo's University-1652 one
+#: ``variant`` values: the dataset authors' evaluation code, or Sample4Geo's (``eval.scoring``)
 VARIANTS = ("official", "sample4geo")
 
 
@@ -29,7 +28,10 @@ class RetrievalProtocol:
 
     ``positives[q]``: gallery indices that are true matches of query q (at least one);
     ``semi_positives[q]`` (VIGOR only, else None): gallery indices that cover the query
-    without being its positive: negatives for R@K, hits for the hit rate.
+    without being its positive: negatives for R@K, not counted against the hit rate.
+    ``dataset`` (university1652, vigor) and ``variant`` select the scoring rules
+    (``eval.scoring``); ``gallery_total`` is the gallery size those rules see when images were
+    removed from the ranking (Sample4Geo's University-1652 junk), else None.
     Images are prepared at ``ground_size`` / ``satellite_size`` (polar-transformed aerial
     views with ``polar``), as the model was trained.
     """
@@ -48,6 +50,8 @@ class RetrievalProtocol:
     satellite_size: tuple[int, int] = (256, 256)
     polar: bool = False
     details: dict[str, int] = field(default_factory=dict)
+    dataset: str = ""
+    gallery_total: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.positives) != len(self.query):
@@ -65,8 +69,9 @@ class RetrievalProtocol:
 
     def describe(self) -> dict[str, object]:
         """JSON-ready summary for records (no image lists)."""
+        sizes = {"gallery_total": self.gallery_total} if self.gallery_total is not None else {}
         return {"name": self.name, "direction": self.direction, "variant": self.variant, "label": self.label,
-                "queries": len(self.query), "gallery": len(self.gallery), **self.details}
+                "queries": len(self.query), "gallery": len(self.gallery), **sizes, **self.details}
 
 
 def protocol_summary(protocols: list[RetrievalProtocol]) -> dict[str, object]:
@@ -84,34 +89,3 @@ def split_spec(spec: str) -> tuple[str, str]:
     """(scheme, argument) of a dataset spec, scheme lower-cased."""
     scheme, _, arg = spec.partition(":")
     return scheme.strip().lower(), arg.strip()
-
-
-def build_protocols(spec: str, split: str, ground_size: tuple[int, int] = (128, 512),
-                    satellite_size: tuple[int, int] = (256, 256), polar: bool = False,
-                    variant: str = "official") -> list[RetrievalProtocol]:
-    """The retrieval protocols of ``spec``'s ``split``; empty for paired datasets.
-
-    University-1652: drone->satellite and satellite->drone; VIGOR (``vigor:`` same-area,
-    ``vigor-cross:`` cross-area): ground->satellite.  ``variant="sample4geo"`` drops gallery
-    classes without a query (University-1652 only).  A bare folder path is resolved by
-    :func:`cvgl_edge.data.layout.resolve_spec`.
-    """
-    from cvgl_edge.data.layout import resolve_spec
-
-    if variant not in VARIANTS:
-        raise CvglError(f"unknown protocol variant {variant!r} (valid: {', '.join(VARIANTS)})")
-    scheme, arg = split_spec(resolve_spec(spec))
-    sizes = {"ground_size": (int(ground_size[0]), int(ground_size[1])),
-             "satellite_size": (int(satellite_size[0]), int(satellite_size[1])), "polar": bool(polar)}
-    if scheme == "university1652":
-        from cvgl_edge.data.university1652 import university1652_protocols
-
-        return university1652_protocols(Path(arg).expanduser(), split, variant, **sizes)
-    if variant != "official":
-        raise CvglError(f"the {variant} protocol variant applies to University-1652 only; "
-                        f"{scheme} data is evaluated with its official protocol")
-    if scheme in ("vigor", "vigor-cross"):
-        from cvgl_edge.data.vigor import vigor_protocols
-
-        return vigor_protocols(Path(arg).expanduser(), split, cross_area=scheme == "vigor-cross", **sizes)
-    return []

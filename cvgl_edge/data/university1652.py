@@ -13,8 +13,11 @@ Layout (the public ``University-Release`` folder)::
 
 Official protocol: every gallery image is ranked (distractor classes included); the true
 matches of a query are the gallery images of its class; AP runs over all of them.  The
-``sample4geo`` variant drops gallery classes that have no query, as Sample4Geo's code does;
-it is labelled as such wherever it is reported.
+``sample4geo`` variant removes gallery classes that have no query from the ranking, as
+Sample4Geo's code does (it labels them -1, "junk"); its R@1% still counts them in the gallery
+size (``gallery_total``), and it is labelled as such wherever it is reported.  A query class
+without gallery images stays in the protocol with no true match: the official script skips
+such a query but divides by every query, so it counts as a miss (``eval.scoring``).
 
 Splits: ``train``; ``test`` (``val`` is an alias: the dataset has no separate validation split).
 Training pairs one class per item: its satellite tile with one of its drone photos, drawn from
@@ -174,8 +177,8 @@ def _require_classes(queries: ClassImages, gallery: ClassImages, query_folder: s
 
 def class_protocol(direction: str, queries: ClassImages, gallery: ClassImages, query_view: str,
                    gallery_view: str, variant: str, folders: tuple[str, str], **sizes) -> RetrievalProtocol:
-    """Queries of every class against the gallery; true matches: gallery images of the query's class."""
-    _require_classes(queries, gallery, *folders)
+    """Queries of every class against the gallery; true matches: gallery images of the query's class
+    (none when the class has no gallery images: a miss, as in the official script)."""
     all_classes = sorted(gallery)
     kept = [c for c in all_classes if c in queries] if variant == "sample4geo" else all_classes
     gallery_paths: list[Path] = []
@@ -186,17 +189,24 @@ def class_protocol(direction: str, queries: ClassImages, gallery: ClassImages, q
         members[c] = np.arange(start, len(gallery_paths))
     query_classes = sorted(queries)
     query_paths = [p for c in query_classes for p in queries[c]]
-    positives = [members[c] for c in query_classes for _ in queries[c]]
+    no_match = np.zeros(0, dtype=np.int64)
+    positives = [members.get(c, no_match) for c in query_classes for _ in queries[c]]
+    unmatched = sum(len(queries[c]) for c in query_classes if c not in members)
     distractors = sum(1 for c in all_classes if c not in queries)
+    gallery_total = sum(len(gallery[c]) for c in all_classes)
     if variant == "sample4geo":
-        label = (f"{NAME} sample4geo (distractors dropped): {direction}, {len(kept)} gallery classes "
-                 f"({distractors} distractor classes dropped)")
+        label = (f"{NAME} sample4geo (distractors removed as junk): {direction}, {len(kept)} gallery classes "
+                 f"ranked, {distractors} distractor classes removed; R@1% on all {gallery_total} gallery images")
     else:
         label = f"{NAME} official: {direction}, {len(kept)} gallery classes incl. {distractors} distractors"
+    if unmatched:
+        label += f"; {unmatched} queries without a true match in {folders[1]} (counted as misses)"
     details = {"query_classes": len(query_classes), "gallery_classes": len(kept),
-               "distractor_classes": 0 if variant == "sample4geo" else distractors}
+               "distractor_classes": 0 if variant == "sample4geo" else distractors,
+               "queries_without_match": unmatched}
     return RetrievalProtocol(f"university1652-{variant}", direction, variant, label, query_paths, query_view,
-                             gallery_paths, gallery_view, positives, None, details=details, **sizes)
+                             gallery_paths, gallery_view, positives, None, details=details, dataset="university1652",
+                             gallery_total=gallery_total if variant == "sample4geo" else None, **sizes)
 
 
 def university1652_protocols(root: Path, split: str, variant: str = "official",

@@ -20,8 +20,10 @@ The positive tile holds the panorama near its centre; the three semi-positives a
 Protocols: same-area trains and tests on the balanced split files of all four cities, against
 the tiles of all four cities; cross-area trains on NewYork + Seattle and tests on Chicago +
 SanFrancisco (``pano_label_balanced.txt``), against those two cities' tiles.  R@K counts the
-positive only (semi-positives rank as negatives); the hit rate counts a top-1 that is the
-positive or a semi-positive.  Splits: ``train``; ``test`` (``val`` is an alias).
+positive only (semi-positives rank as negatives); the hit rate counts a query when no tile
+other than its positive and semi-positives scores above the positive (both VIGOR's and
+Sample4Geo's scripts; they differ in R@1%'s K: ``eval.scoring``).  Splits: ``train``; ``test``
+(``val`` is an alias).
 """
 
 from __future__ import annotations
@@ -221,14 +223,16 @@ def paired_index(data: VigorSplit) -> PairIndex:
                      ids, data.pano_lat.copy(), data.pano_lon.copy())
 
 
-def vigor_protocols(root: Path, split: str, cross_area: bool = False, **sizes) -> list[RetrievalProtocol]:
-    """The ground->satellite protocol of the split (``val`` = ``test``)."""
+def vigor_protocols(root: Path, split: str, cross_area: bool = False, variant: str = "official",
+                    **sizes) -> list[RetrievalProtocol]:
+    """The ground->satellite protocol of the split (``val`` = ``test``); ``variant`` picks the
+    scoring script (official: VIGOR's, sample4geo: Sample4Geo's)."""
     data = load_vigor(root, split, cross_area)
     semi = [row[row != pos] for row, pos in zip(data.semi, data.positive)]
-    label = (f"{NAME} {data.area} official: ground->satellite, {len(data.panoramas)} panoramas vs "
+    label = (f"{NAME} {data.area} {variant}: ground->satellite, {len(data.panoramas)} panoramas vs "
              f"{len(data.satellites)} tiles of {', '.join(data.cities)} (R@K: positive only; "
-             "hit rate: positive or semi-positive)")
+             "hit: no tile but the semi-positives above the positive)")
     details = {"cities": len(data.cities)}
-    return [RetrievalProtocol(f"vigor-{data.area}", "ground->satellite", "official", label, list(data.panoramas),
+    return [RetrievalProtocol(f"vigor-{data.area}", "ground->satellite", variant, label, list(data.panoramas),
                               "ground", list(data.satellites), "satellite",
-                              [np.array([p]) for p in data.positive], semi, details=details, **sizes)]
+                              [np.array([p]) for p in data.positive], semi, details=details, dataset="vigor", **sizes)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cvgl_edge.localize.mission import MissionSpec
+from cvgl_edge.data.mission import MissionSpec
 from cvgl_edge.train.config import TrainConfig
 
 DEMO_MODEL = "geossm-nano"

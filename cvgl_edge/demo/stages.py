@@ -75,7 +75,7 @@ def export_stage(settings: DemoSettings, checkpoints: dict[str, Path]) -> dict[s
 
 def mission_stage(settings: DemoSettings) -> dict[str, Any]:
     """The synthetic map (GeoTIFF) and flight with ground truth (frames are rendered again by the loop)."""
-    from cvgl_edge.localize.mission import synthetic_mission
+    from cvgl_edge.data.mission import synthetic_mission
 
     start = time.perf_counter()
     folder = settings.out_dir / "mission"

@@ -16,13 +16,15 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from cvgl_edge.data import build_dataset
-from cvgl_edge.data.protocol import RetrievalProtocol, build_protocols, protocol_summary
+from cvgl_edge.data.benchmark_protocols import build_protocols
+from cvgl_edge.data.protocol import RetrievalProtocol, protocol_summary
 from cvgl_edge.errors import CvglError
 from cvgl_edge.eval.embed import embed_pairs, embed_with_encoders
 from cvgl_edge.eval.metrics import cross_view_metrics
 from cvgl_edge.eval.protocol_eval import encoder_embedder, model_embedder, protocol_metrics, protocol_sizes
+from cvgl_edge.eval.scoring import Scoring, scoring_for
 from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
-from cvgl_edge.train.query_view import dataset_query_view, for_dataset
+from cvgl_edge.models.query_view import dataset_query_view, for_dataset
 
 HEADLINE_DIRECTION = "ground->satellite"
 VIEWS = ("ground", "satellite")
@@ -45,6 +47,11 @@ def metrics_record(metrics: dict[str, dict[str, float]], **context: Any) -> dict
     record["directions"] = metrics
     record.update(context)
     return record
+
+
+def paired_scoring(scoring: Scoring, pairs: int) -> dict[str, dict[str, object]]:
+    """Record entry ``scoring`` of paired data: both directions rank ``pairs`` items."""
+    return {direction: scoring.describe(pairs) for direction in (HEADLINE_DIRECTION, "satellite->ground")}
 
 
 def data_protocols(sizes: dict[str, tuple[int, int]], data: str, split: str, polar: bool,
@@ -104,6 +111,7 @@ def evaluate_checkpoint(
     """
     payload = read_checkpoint(checkpoint)
     data, polar = trained_data_options(payload, data, polar)
+    scoring = scoring_for(data, variant)
     model = model_from_payload(payload, str(checkpoint)).to(device)
     protocols = data_protocols(model.input_sizes, data, split, polar, variant)
     if protocols:
@@ -121,7 +129,8 @@ def evaluate_checkpoint(
     )
     seconds = time.perf_counter() - start
     return metrics_record(
-        cross_view_metrics(ground, satellite),
+        cross_view_metrics(ground, satellite, scoring),
+        scoring=paired_scoring(scoring, len(dataset)),
         checkpoint=str(checkpoint),
         backend="torch",
         data=data,
@@ -155,7 +164,7 @@ def evaluate_source(
     satellite input is not square (only polar-trained models have such inputs).
     """
     from cvgl_edge.runtime.artifacts import backend_for
-    from cvgl_edge.train.loop import resolve_device
+    from cvgl_edge.models.devices import resolve_device
 
     backend = backend_for(source, backend)
     if backend == "torch":
@@ -177,6 +186,7 @@ def _evaluate_torch_autocast(source: str | Path, precision: str, data: str | Non
 
     payload = read_checkpoint(source)
     data, polar = trained_data_options(payload, data, polar)
+    scoring = scoring_for(data, variant)
     model = model_from_payload(payload, str(source))
     protocols = data_protocols(model.input_sizes, data, split, polar, variant)
     if protocols:
@@ -187,7 +197,7 @@ def _evaluate_torch_autocast(source: str | Path, precision: str, data: str | Non
     query_view = dataset_query_view(dataset)
     encoders = {view: model_encoder(model, query_view if view == "ground" else view, device=device,
                                     precision=precision) for view in VIEWS}
-    return _encoders_record(encoders, dataset, batch_size, workers, show_progress,
+    return _encoders_record(encoders, dataset, batch_size, workers, show_progress, scoring,
                             checkpoint=str(source), data=data, split=split, polar=polar)
 
 
@@ -204,12 +214,13 @@ def evaluate_artifacts(
     from cvgl_edge.runtime.artifacts import branch_files
 
     files = branch_files(source, backend, precision)
+    data = data or "synthetic"
+    scoring = scoring_for(data, variant)
     encoders: dict[str, Any] = {}
     try:
         for view in VIEWS:
             encoders[view] = open_encoder(files[view], view, backend, device=device)
         check_same_export(encoders)
-        data = data or "synthetic"
         sizes = {view: encoders[view].info.input_size for view in VIEWS}
         if polar is None:
             height, width = sizes["satellite"]
@@ -226,7 +237,8 @@ def evaluate_artifacts(
         pair_encoders = {"ground": encoders["satellite"] if query_view == "drone" else encoders["ground"],
                          "satellite": encoders["satellite"]}
         extra = {"query_view": query_view} if query_view != "ground" else {}
-        return _encoders_record(pair_encoders, dataset, batch_size, workers, show_progress, **context, **extra)
+        return _encoders_record(pair_encoders, dataset, batch_size, workers, show_progress, scoring, **context,
+                                **extra)
     finally:
         for encoder in encoders.values():
             encoder.close()
@@ -256,13 +268,14 @@ def _protocol_record(encoders: dict[str, Any], protocols: list[RetrievalProtocol
 
 
 def _encoders_record(encoders: dict[str, Any], dataset: Dataset, batch_size: int, workers: int, show_progress: bool,
-                     **context: Any) -> dict[str, Any]:
+                     scoring: Scoring, **context: Any) -> dict[str, Any]:
     info = encoders["ground"].info
     start = time.perf_counter()
     ground, satellite = embed_with_encoders(encoders, dataset, batch_size=batch_size, show_progress=show_progress,
                                             num_workers=workers)
     seconds = time.perf_counter() - start
-    record = metrics_record(cross_view_metrics(ground, satellite), backend=info.backend, runtime=info.runtime,
-                            device=info.device, **context)
-    record.update(pairs=len(dataset), descriptor_dim=int(ground.shape[1]), embed_seconds=round(seconds, 3))
+    record = metrics_record(cross_view_metrics(ground, satellite, scoring), backend=info.backend,
+                            runtime=info.runtime, device=info.device, **context)
+    record.update(pairs=len(dataset), scoring=paired_scoring(scoring, len(dataset)),
+                  descriptor_dim=int(ground.shape[1]), embed_seconds=round(seconds, 3))
     return record

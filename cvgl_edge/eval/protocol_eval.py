@@ -18,6 +18,7 @@ from cvgl_edge.data.image_list import ImageListDataset
 from cvgl_edge.data.protocol import RetrievalProtocol
 from cvgl_edge.eval.embed import embed_images, embed_images_with_encoders
 from cvgl_edge.eval.metrics import retrieval_metrics
+from cvgl_edge.eval.scoring import SCORINGS, Scoring
 
 if TYPE_CHECKING:
     from cvgl_edge.runtime.base import Encoder
@@ -35,7 +36,7 @@ def model_embedder(model: torch.nn.Module, batch_size: int = 64, device: torch.d
     return embed
 
 
-def encoder_embedder(encoders: dict[str, "Encoder"], batch_size: int = 64, workers: int = 0,
+def encoder_embedder(encoders: dict[str, Encoder], batch_size: int = 64, workers: int = 0,
                      show_progress: bool = True) -> Embedder:
     """Embed image lists with runtime Encoders keyed "ground" / "satellite" (drone -> "satellite")."""
     def embed(dataset: ImageListDataset, description: str) -> torch.Tensor:
@@ -44,11 +45,16 @@ def encoder_embedder(encoders: dict[str, "Encoder"], batch_size: int = 64, worke
     return embed
 
 
+def protocol_scoring(protocol: RetrievalProtocol) -> Scoring:
+    """The benchmark script whose rules score ``protocol`` (its dataset and variant)."""
+    return SCORINGS[(protocol.dataset, protocol.variant)]
+
+
 def protocol_metrics(protocols: list[RetrievalProtocol], embed: Embedder) -> dict[str, dict[str, float]]:
     """``{direction: metrics}`` for every protocol, in protocol order (the first is the headline).
 
     Metrics: R@1/5/10, R@1%, mAP (AP over all true matches), median rank, and ``hit_rate``
-    where the protocol has semi-positives (VIGOR).
+    where the protocol has semi-positives (VIGOR), by the rules of the protocol's scoring.
     """
     out: dict[str, dict[str, float]] = {}
     for protocol in protocols:
@@ -56,11 +62,19 @@ def protocol_metrics(protocols: list[RetrievalProtocol], embed: Embedder) -> dic
         query = embed(protocol.images("query"), f"{protocol.direction}: {source} queries")
         gallery = embed(protocol.images("gallery"), f"{protocol.direction}: {target} gallery")
         out[protocol.direction] = retrieval_metrics(query, gallery, protocol.positives,
-                                                    semi_positives=protocol.semi_positives)
+                                                    semi_positives=protocol.semi_positives,
+                                                    scoring=protocol_scoring(protocol),
+                                                    gallery_size=protocol.gallery_total)
     return out
 
 
+def protocol_scorings(protocols: list[RetrievalProtocol]) -> dict[str, dict[str, object]]:
+    """Record entry ``scoring``: per direction, the script followed and its R@1% K."""
+    return {p.direction: protocol_scoring(p).describe(p.gallery_total or len(p.gallery)) for p in protocols}
+
+
 def protocol_sizes(protocols: list[RetrievalProtocol]) -> dict[str, Any]:
-    """Record fields: queries and gallery size per direction."""
+    """Record fields: queries and gallery size per direction, and the scoring rules applied."""
     return {"queries": {p.direction: len(p.query) for p in protocols},
-            "gallery": {p.direction: len(p.gallery) for p in protocols}}
+            "gallery": {p.direction: len(p.gallery) for p in protocols},
+            "scoring": protocol_scorings(protocols)}

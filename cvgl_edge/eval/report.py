@@ -13,7 +13,7 @@ def metrics_table(metrics: dict[str, dict[str, float]], title: str) -> Table:
     """One row per retrieval direction, one column per metric (percent)."""
     keys = list(SHOWN_KEYS) + [k for k in OPTIONAL_KEYS if any(k in values for values in metrics.values())]
     table = Table(title=title)
-    table.add_column("direction")
+    table.add_column("direction", no_wrap=True)  # 'satellite->ground' and 6-7 figure columns fit 80 columns
     for key in keys:
         table.add_column(OPTIONAL_KEYS.get(key, key), justify="right")
     for direction, values in metrics.items():

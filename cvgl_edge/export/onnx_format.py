@@ -1,7 +1,7 @@
 """Versions written into every exported ONNX file, in one place.
 
 IR version: onnx >= 1.23 writes IR 14 by default, which onnxruntime 1.x cannot read
-(DESIGN.md section 6), so every model is stamped with ``IR_VERSION`` explicitly.
+(docs/export.md), so every model is stamped with ``IR_VERSION`` explicitly.
 IR 10 is the lowest that holds everything we write (function attribute defaults need
 IR 9; opset 21 needs IR 10) and is read by onnxruntime >= 1.17 and TensorRT 10.
 Opsets: the dynamo exporter produces opset 18 natively; 18-21 are accepted (all run on

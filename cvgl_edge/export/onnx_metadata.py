@@ -2,42 +2,26 @@
 
 Why: a runtime (onnxruntime, TensorRT, the on-drone loop) must feed the file exactly
 the images the model was trained on and know what comes out, without the checkpoint
-or this package's defaults. Scalars are plain strings; lists and dicts are JSON.
+or this package's defaults. Scalars are plain strings; lists and dicts are JSON. The I/O
+names and the parsing live in ``cvgl_edge.runtime.ort_session``, which runtimes read the
+metadata with (no ``onnx``, no PyTorch); this module writes it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, Mapping
 
 import onnx
-import torch
 from torch import nn
 
 import cvgl_edge
 from cvgl_edge.data.normalize import MEAN_RGB, PIXEL_SCALE, STD_RGB
-from cvgl_edge.errors import CvglError
+from cvgl_edge.models.fingerprint import state_dict_sha256
+from cvgl_edge.runtime.ort_session import INPUT_NAME, INT_KEYS, JSON_KEYS, OUTPUT_NAME, parse_metadata
 
-INPUT_NAME = "images"
-OUTPUT_NAME = "descriptors"
-#: Keys whose value is JSON (everything else is a plain string).
-JSON_KEYS = ("input_size", "normalize_mean", "normalize_std", "model_config")
-INT_KEYS = ("descriptor_dim", "opset", "scan_nodes")
-
-
-def state_dict_sha256(model: nn.Module) -> str:
-    """sha256 over the state dict (sorted keys; name, dtype, shape and raw bytes of each).
-
-    Identifies the weights, not the file they came from: the same model saved with or
-    without optimizer state hashes the same.
-    """
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
+__all__ = ["INPUT_NAME", "INT_KEYS", "JSON_KEYS", "OUTPUT_NAME", "export_metadata", "read_metadata",
+           "state_dict_sha256", "write_metadata"]
 
 
 def export_metadata(
@@ -77,14 +61,4 @@ def write_metadata(model: onnx.ModelProto, metadata: Mapping[str, str]) -> None:
 
 def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:
     """Parsed metadata of an exported file (JSON keys decoded, counts as ints)."""
-    raw = {p.key: p.value for p in model.metadata_props}
-    if "view" not in raw or "input_size" not in raw:
-        raise CvglError("this ONNX file carries no cvgl-edge metadata (was it exported by cvgl-edge?)")
-    parsed: dict[str, Any] = dict(raw)
-    for key in JSON_KEYS:
-        if key in raw:
-            parsed[key] = json.loads(raw[key])
-    for key in INT_KEYS:
-        if key in raw:
-            parsed[key] = int(raw[key])
-    return parsed
+    return parse_metadata({p.key: p.value for p in model.metadata_props})

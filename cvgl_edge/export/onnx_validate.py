@@ -15,9 +15,9 @@ import onnx
 import torch
 from torch import nn
 
-from cvgl_edge.errors import CvglError, first_line
+from cvgl_edge.errors import first_line
 from cvgl_edge.export import scan_contract as contract
-from cvgl_edge.export.onnx_metadata import INPUT_NAME
+from cvgl_edge.runtime.ort_session import INPUT_NAME, ort_session
 
 #: Minimum cosine between ONNX Runtime and PyTorch descriptors for an FP32 export.
 FP32_MIN_COSINE = 0.9999
@@ -61,38 +61,6 @@ def scan_structure(model: onnx.ModelProto) -> dict:
         "reverse": directions.count(1),
         "function": function,
     }
-
-
-#: ``device`` -> onnxruntime execution provider.
-ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-
-
-def ort_session(path: str | Path, threads: int | None = None, device: str = "cpu"):
-    """An onnxruntime session on ``device`` ("cpu" or "cuda[:N]"); ``threads`` intra-op threads
-    (default: onnxruntime's).
-
-    Why the checks: onnxruntime silently falls back to the CPU when the CUDA provider is
-    missing from the build or cannot load its libraries; a user asking for CUDA gets a
-    one-line CvglError instead of CPU timings labelled as GPU ones.
-    """
-    import onnxruntime as ort
-
-    kind, _, index = device.partition(":")
-    if kind not in ORT_PROVIDERS or (index and not index.isdigit()):
-        raise CvglError(f"unknown device {device!r} for onnxruntime; use cpu, cuda or cuda:N")
-    provider = ORT_PROVIDERS[kind]
-    if provider not in ort.get_available_providers():
-        raise CvglError(f"this onnxruntime build ({ort.__version__}) has no {provider}; "
-                        f"install onnxruntime-gpu for --device cuda, or use --device cpu")
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    providers: list = [provider] if kind == "cpu" else [(provider, {"device_id": int(index or 0)})]
-    session = ort.InferenceSession(str(path), options, providers=providers)
-    if session.get_providers()[0] != provider:
-        raise CvglError(f"onnxruntime could not start {provider} for {Path(path).name} "
-                        f"(it fell back to {session.get_providers()[0]}); check the CUDA/cuDNN libraries")
-    return session
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

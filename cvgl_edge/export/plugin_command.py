@@ -13,16 +13,24 @@ from cvgl_edge.export.plugin_build import plan_build, run_build
 from cvgl_edge.export.plugin_cache import PluginBuild, list_builds, plugins_dir
 from cvgl_edge.progress import console
 
-plugin_app = typer.Typer(help="Build and list the SelectiveScan TensorRT plugin (CUDA kernel + IPluginV3 library).",
+plugin_app = typer.Typer(help="Build and list the SelectiveScan TensorRT plugin.\n\n"
+                              "A CUDA kernel + IPluginV3 library that TensorRT engines load.",
                          no_args_is_help=True)
 
 
-def _table(builds: list[PluginBuild], title: str) -> Table:
+def _table(builds: list[PluginBuild], title: str, under: Path | None = None) -> Table:
+    """One row per build. ``under``: libraries in that folder (named in the title) are shown
+    relative to it, so a row fits 80 columns; a path that does not fit folds, never ends in '…'."""
     table = Table(title=title)
     for column in ("TensorRT", "sm", "CUDA", "built", "library"):
         table.add_column(column, overflow="fold")
     for b in builds:
-        table.add_row(b.tensorrt_version, ",".join(map(str, b.architectures)), b.cuda_version, b.built_at, b.library)
+        library = Path(b.library)
+        if under is not None and library.is_relative_to(under):
+            library = library.relative_to(under)
+        # the day only (the time is in --json's built_at)
+        table.add_row(b.tensorrt_version, ",".join(map(str, b.architectures)), b.cuda_version,
+                      b.built_at.split("T")[0], str(library))
     return table
 
 
@@ -34,7 +42,9 @@ def build_command(
     jobs: Optional[int] = typer.Option(None, min=1, help="Parallel compile jobs (default: all cores)."),
     json_out: bool = typer.Option(False, "--json", help="Print the build record as JSON instead of a table."),
 ) -> None:
-    """Compile the plugin for this GPU into the cvgl-edge cache, where `export --format engine` finds it."""
+    """Compile the plugin for this GPU into the cvgl-edge cache.
+
+    There `export --format engine` finds it."""
     plan = plan_build(tensorrt_root, arch, nvcc)
     text = (f"building the SelectiveScan plugin: TensorRT {plan.headers.version} headers, CUDA {plan.cuda_version}, "
             f"sm_{', sm_'.join(map(str, plan.architectures))}")
@@ -53,7 +63,9 @@ def build_command(
 def list_command(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """The plugin libraries in the cvgl-edge cache (what `export --format engine` chooses from)."""
+    """List the plugin libraries in the cvgl-edge cache.
+
+    What `export --format engine` chooses from."""
     builds = list_builds()
     if json_out:
         typer.echo(json.dumps([b.to_json() for b in builds], indent=2))
@@ -61,4 +73,4 @@ def list_command(
     if not builds:
         console.print(f"no plugin built yet (cache: {plugins_dir()}); run `cvgl-edge plugin build`")
         return
-    console.print(_table(builds, f"plugins in {plugins_dir()}"))
+    console.print(_table(builds, f"plugins in {plugins_dir()}", under=plugins_dir()))

@@ -5,7 +5,7 @@ function (the standard-op body ONNX Runtime runs) and the TensorRT plugin (which
 TensorRT ONNX parser picks by op_type, plugin_version and plugin_namespace). Changing a
 name or the input order here breaks files already exported, so bump ``PLUGIN_VERSION``.
 
-Inputs, always all eight, in this order (shapes as in DESIGN.md section 3):
+Inputs, always all eight, in this order (B batch, Dc channels, L length, N state size):
 u, delta, z: (B, Dc, L); A: (Dc, N); B, C: (B, N, L); D, delta_bias: (Dc,).
 An input the scan does not use (D, z or delta_bias) is fed a (1,) zero placeholder and
 flagged with has_D / has_z / has_delta_bias = 0: a fixed input count keeps the plugin

@@ -14,7 +14,7 @@ from cvgl_edge.export import scan_contract as contract
 from cvgl_edge.export.onnx_format import DEFAULT_OPSET, IR_VERSION
 from cvgl_edge.export.scan_function import build_scan_function
 
-#: Symbolic dims per input (B, Dc, L, N as in DESIGN.md section 3).
+#: Symbolic dims per input (B batch, Dc channels, L sequence length, N state size).
 _SHAPES = {
     "u": ["batch", "channels", "length"],
     "delta": ["batch", "channels", "length"],

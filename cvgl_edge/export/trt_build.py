@@ -38,10 +38,11 @@ from cvgl_edge.errors import CvglError
 from cvgl_edge.export import scan_contract as contract
 from cvgl_edge.export.calibration import Recipe
 from cvgl_edge.export.onnx_metadata import INPUT_NAME, read_metadata
-from cvgl_edge.export.trt_backend import TrtBackend, collecting_logger, load_backend
 from cvgl_edge.export.trt_gpu_facts import gpu_facts, rtx_capabilities
 from cvgl_edge.export.trt_implicit_int8 import check_implicit_support, check_int8_mode, configure_implicit_int8
 from cvgl_edge.io import atomic_write, atomic_write_json
+from cvgl_edge.runtime.engine_checks import sidecar_path
+from cvgl_edge.runtime.trt_backend import TrtBackend, collecting_logger, load_backend
 
 #: Engines built by TensorRT-RTX without explicit targets run on these (its documented default).
 RTX_DEFAULT_TARGET = "AOT, CPU-built; TensorRT-RTX default targets: CC 8.0, 8.6, 8.9, 12.0 and later (not 7.5)"
@@ -312,10 +313,6 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions,
     }
     atomic_write_json(sidecar, sidecar_path(engine_path))
     return sidecar
-
-
-def sidecar_path(engine_path: Path) -> Path:
-    return Path(str(engine_path) + ".json")
 
 
 def engine_path_for(onnx_path: Path) -> Path:

@@ -2,7 +2,7 @@
 
 Why: TensorRT 10.x can still build an implicit-INT8 engine from the FP32 ONNX plus a
 calibration cache (IInt8 calibrators read it back verbatim), which skips re-running
-calibration on the device. Format (DESIGN.md 6): a header line ``TRT-<version>-<algo>``,
+calibration on the device. Format: a header line ``TRT-<version>-<algo>``,
 then ``tensor_name: <float32 scale as 8 hex digits of its IEEE-754 bits>`` per line,
 scale = amax / 127 (symmetric int8).
 """

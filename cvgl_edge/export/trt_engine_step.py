@@ -19,10 +19,10 @@ from cvgl_edge.errors import CvglError
 from cvgl_edge.export.calibration import Recipe, load_recipe
 from cvgl_edge.export.native_toolchain import gpu_compute_capability
 from cvgl_edge.export.plugin_cache import find_plugin
-from cvgl_edge.export.trt_backend import TrtBackend, load_backend
 from cvgl_edge.export.trt_build import EngineOptions, build_engine, engine_path_for, sidecar_path
 from cvgl_edge.export.trt_implicit_int8 import check_int8_mode
 from cvgl_edge.progress import console
+from cvgl_edge.runtime.trt_backend import TrtBackend, load_backend
 
 
 def request_int8_mode(request: Any) -> str:

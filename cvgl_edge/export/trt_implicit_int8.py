@@ -28,11 +28,11 @@ import onnx
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export.calibration import Recipe, calibration_images
 from cvgl_edge.export.onnx_metadata import INPUT_NAME
-from cvgl_edge.export.trt_backend import TrtBackend
 from cvgl_edge.export.trt_calibrator import ALGORITHM, CacheKey, cache_status, entropy_cache_path, key_path
 from cvgl_edge.export.trt_calibrator import make_entropy_calibrator
 from cvgl_edge.export.trt_precision import pin_fp32_layers
 from cvgl_edge.io import file_sha256
+from cvgl_edge.runtime.trt_backend import TrtBackend
 
 INT8_MODES = ("explicit", "implicit")
 NEEDS_TRT10 = ("implicit INT8 needs TensorRT 10.x; TensorRT 11 and TensorRT-RTX take the explicit QDQ file: "

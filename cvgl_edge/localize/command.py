@@ -19,7 +19,8 @@ from cvgl_edge.localize.autopilot import parse_messages, profile
 from cvgl_edge.localize.mavlink_sink import MavlinkSettings
 from cvgl_edge.progress import console
 
-index_app = typer.Typer(help="Build and inspect satellite tile indexes (and make a synthetic mission to try them).",
+index_app = typer.Typer(help="Build and inspect satellite tile indexes.\n\n"
+                             "Also makes a synthetic map and drone flight to try them on.",
                         no_args_is_help=True)
 
 
@@ -60,11 +61,13 @@ def index_build(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the index summary to this JSON file."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Cut a georeferenced map into tiles and embed them with the satellite encoder (resumable)."""
-    from cvgl_edge.localize import checks
-    from cvgl_edge.localize.geomap import read_map
+    """Cut a map into tiles and embed them (resumable).
+
+    The map is georeferenced; tiles are embedded with the satellite encoder."""
+    from cvgl_edge import checks
+    from cvgl_edge.data.geomap import read_map
     from cvgl_edge.localize.index import KINDS, build_index
-    from cvgl_edge.localize.tiles import plan_tiles
+    from cvgl_edge.data.tiles import plan_tiles
 
     check_outputs({"--out": out, "--json": json_out}, {"--map": map_path, "--checkpoint": checkpoint})
     if kind not in KINDS:
@@ -108,7 +111,9 @@ def index_set(
     min_similarity: Optional[float] = typer.Option(None, help="Best-match cosine floor for `localize` (see its --eval)."),
     clear_min_similarity: bool = typer.Option(False, help="Remove the stored floor."),
 ) -> None:
-    """Change an index's stored loop defaults without re-embedding the map (rewritten atomically)."""
+    """Change an index's stored loop defaults.
+
+    No re-embedding; the index file is rewritten atomically."""
     from cvgl_edge.localize.index import set_min_similarity
 
     if min_similarity is None and not clear_min_similarity:
@@ -131,8 +136,10 @@ def index_mission(
     video: bool = typer.Option(True, help="Also write flight.mp4."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Write a deterministic synthetic map and drone flight (with ground truth) to try the loop on."""
-    from cvgl_edge.localize.mission import MissionSpec, synthetic_mission
+    """Write a synthetic map and drone flight to try the loop on.
+
+    Deterministic (seeded), with ground truth."""
+    from cvgl_edge.data.mission import MissionSpec, synthetic_mission
 
     check_output_folder(out, "--out")
     spec = MissionSpec(seed=seed, map_px=map_px, frames=frames, fps=fps, speed_mps=speed, altitude_m=altitude,
@@ -162,10 +169,10 @@ def autopilot_params_command(
     mavlink_messages: Optional[str] = typer.Option(None, help="The messages `localize --mavlink-messages` sends (default: the autopilot's default)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """The autopilot parameters `localize --mavlink` needs, with why (set them before flight)."""
-    import json
+    """Autopilot parameters that `localize --mavlink` needs.
 
-    from rich.table import Table
+    With why each is needed; set them before flight."""
+    import json
 
     from cvgl_edge.localize.autopilot import parameters_for
 
@@ -175,12 +182,20 @@ def autopilot_params_command(
     if json_out:
         typer.echo(json.dumps([{"name": p.name, "value": p.value, "why": p.why} for p in params], indent=2))
         return
-    table = Table(title=f"{chosen.name} parameters for {', '.join(messages)}")
-    for column in ("parameter", "value", "why"):
-        table.add_column(column, overflow="fold")
+    console.print(autopilot_params_table(chosen.name, messages, params))
+
+
+def autopilot_params_table(autopilot: str, messages: tuple[str, ...], params: Any) -> Any:
+    """The `autopilot-params` table: name and value on one line each, the reason wraps (80 columns)."""
+    from rich.table import Table
+
+    table = Table(title=f"{autopilot} parameters for {', '.join(messages)}")
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("why", overflow="fold")
     for p in params:
         table.add_row(p.name, f"{p.value:g}", p.why)
-    console.print(table)
+    return table
 
 
 def localize_command(
@@ -213,7 +228,9 @@ def localize_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run summary (and --eval results) to this JSON file."),
     progress: bool = typer.Option(True, help="Show progress."),
 ) -> None:
-    """Locate camera frames against a tile index and emit filtered fixes (JSON lines, MAVLink).
+    """Locate camera frames against a tile index.
+
+    Emits filtered fixes as JSON lines and, with --mavlink, to an autopilot.
 
     One run per --out at a time (a second is refused). An unreadable frame of a folder is
     skipped and counted; NaN or infinite telemetry is unknown for that frame (see the records'
@@ -305,7 +322,7 @@ def run_localization(index_path: Path, source: str, out: Path, settings: Any, *,
     from cvgl_edge.localize.index import load_index
     from cvgl_edge.locks import hold_output
     from cvgl_edge.localize.mavlink_sink import MavlinkSink
-    from cvgl_edge.localize.mission import read_truth
+    from cvgl_edge.data.mission import read_truth
     from cvgl_edge.localize.sinks import JsonlSink
     from cvgl_edge.localize.sources import check_source_options, open_source
 
@@ -368,7 +385,7 @@ def _loop_with_progress(index: Any, encoder: Any, src: Any, sinks: list[Any], se
 def _evaluate(records: list[dict[str, Any]], truth: dict[int, dict[str, float]], truth_file: Path, index: Any,
               out: Path) -> dict[str, Any]:
     from cvgl_edge.localize.evaluate import fix_errors, plot_trajectory, similarity_split
-    from cvgl_edge.localize.geomap import read_map
+    from cvgl_edge.data.geomap import read_map
 
     ev = fix_errors(records, truth)
     ev["truth"] = str(truth_file)

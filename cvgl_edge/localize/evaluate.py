@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from cvgl_edge.bench.timing import percentile
-from cvgl_edge.localize.geomap import GeoMap, latlon_to_local
+from cvgl_edge.timing import percentile
+from cvgl_edge.data.geomap import GeoMap, latlon_to_local
 
 
 def fix_errors(records: list[dict[str, Any]], truth: dict[int, dict[str, float]]) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def split_by_map(records: list[dict[str, Any]], truth: dict[int, dict[str, float
                  margin_px: float) -> dict[str, Any]:
     """On-map errors and fix rate; off-map frames given "no fix" vs given a (necessarily wrong) position.
 
-    ``mission`` is a :class:`~cvgl_edge.localize.mission.SyntheticMission`. On the map means
+    ``mission`` is a :class:`~cvgl_edge.data.mission.SyntheticMission`. On the map means
     the viewed point lies at least ``margin_px`` inside it; frames nearer the edge than that
     (but on it) are counted in neither group (``edge_frames``). ``on_map_errors_m`` lists the
     on-map frames' errors, for pooling flights.

@@ -3,7 +3,7 @@
 File layout (one ``.npz``, written atomically; no pickles):
 
     faiss    uint8   the serialised FAISS index (IndexFlatIP, or IVF-PQ with ``kind='ivfpq'``)
-    rows, cols, lat, lon, bounds   per-tile arrays (see :class:`cvgl_edge.localize.tiles.TilePlan`)
+    rows, cols, lat, lon, bounds   per-tile arrays (see :class:`cvgl_edge.data.tiles.TilePlan`)
     meta     uint8   UTF-8 JSON: model (name, sha256, descriptor size, input size), tiling, map, kind,
                      and ``checksum``: sha256 over every other array, so a truncated or edited file is
                      refused instead of silently localising against garbage.
@@ -31,13 +31,13 @@ from typing import Any, Callable
 import numpy as np
 
 import cvgl_edge
+from cvgl_edge.descriptors import check_finite
 from cvgl_edge.errors import CvglError, first_line
-from cvgl_edge.eval.metrics import check_finite
 from cvgl_edge.io import atomic_write, atomic_write_json
-from cvgl_edge.localize import checks
-from cvgl_edge.localize.geomap import GeoMap, read_map
-from cvgl_edge.localize.preprocess import AerialPreprocess
-from cvgl_edge.localize.tiles import TilePlan, cut_tile, plan_tiles
+from cvgl_edge import checks
+from cvgl_edge.data.geomap import GeoMap, read_map
+from cvgl_edge.data.aerial import AerialPreprocess
+from cvgl_edge.data.tiles import TilePlan, cut_tile, plan_tiles
 from cvgl_edge.locks import hold_output
 
 FORMAT = "cvgl-edge-tile-index"

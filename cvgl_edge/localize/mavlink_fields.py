@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cvgl_edge.localize.geomap import latlon_to_local
+from cvgl_edge.data.geomap import latlon_to_local
 from cvgl_edge.localize.position_sample import PositionSample
 
 #: GPS_INPUT_IGNORE_FLAGS (common.xml).

@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cvgl_edge.localize.checks import known
-from cvgl_edge.localize.geomap import M_PER_DEG_LAT
+from cvgl_edge.checks import known
+from cvgl_edge.data.geomap import M_PER_DEG_LAT
 
 #: The filter's position sigma times this is the per-axis 1-sigma the autopilots read. Measured
 #: on six synthetic flights with the demo's drone model (970 positions, benchmarks/results/

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvgl_edge.localize.geomap import latlon_to_local
+from cvgl_edge.data.geomap import latlon_to_local
 from cvgl_edge.localize.index import TileIndex
 
 

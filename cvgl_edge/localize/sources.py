@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from cvgl_edge.errors import CvglError, first_line
-from cvgl_edge.localize import checks
+from cvgl_edge import checks
 from cvgl_edge.quiet import quiet_opencv, quiet_stderr
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -359,7 +359,7 @@ def open_source(spec: str, *, mission_folder: Path | None = None, realtime: bool
     if spec.startswith("camera:"):
         return CameraSource(spec.split(":", 1)[1], give_up_s=give_up_s, on_event=on_event)
     if spec == "synthetic":
-        from cvgl_edge.localize.mission import SyntheticMission, read_mission_spec
+        from cvgl_edge.data.mission import SyntheticMission, read_mission_spec
 
         if mission_folder is None:
             raise CvglError("--source synthetic needs an index built from a synthetic mission map")

@@ -22,7 +22,7 @@ from torch import nn
 
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.io import atomic_torch_save
-from cvgl_edge.models.registry import build_model
+from cvgl_edge.models.registry import build_model, model_config
 
 FORMAT = "cvgl-edge"
 FORMAT_VERSION = 1
@@ -147,8 +147,20 @@ def load_checkpoint(
     return model_from_payload(read_checkpoint(path, map_location, trusted=trusted), str(path))
 
 
+#: options added with a new default; a checkpoint written before one existed was built with the
+#: old behaviour, which it keeps (the SALAD flatten order changes its descriptors; the Vim
+#: backward dt bias only its initialisation, recorded truthfully)
+LEGACY_OPTIONS: dict[str, Any] = {"salad_order": "cluster-major", "backward_dt_bias": "dt-range"}
+
+
+def saved_model_config(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` of a checkpoint's ``name`` model with the options it predates set to their old values."""
+    options = model_config(name)
+    return {**{k: v for k, v in LEGACY_OPTIONS.items() if k in options and k not in config}, **config}
+
+
 def model_from_payload(payload: dict[str, Any], source: str) -> nn.Module:
     """Model described by an already-read checkpoint dict, weights loaded, in eval mode."""
-    model = build_model(payload["model_name"], payload["model_config"])
+    model = build_model(payload["model_name"], saved_model_config(payload["model_name"], payload["model_config"]))
     load_state_dict_strict(model, payload["state_dict"], f"checkpoint {source}")
     return model.eval()

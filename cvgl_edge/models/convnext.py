@@ -1,7 +1,7 @@
 """ConvNeXt trunk (stem + the first stages), state-dict compatible with torchvision's ConvNeXt.
 
 Why our own: torchvision cannot be imported on the CPU machines this project targets
-(DESIGN.md section 4), yet users want to start from the public ImageNet weights. The module
+(it is not a dependency), yet users want to start from the public ImageNet weights. The module
 tree therefore mirrors ``torchvision.models.convnext`` exactly, so a torchvision
 ``convnext_tiny`` state dict loads key for key:
 

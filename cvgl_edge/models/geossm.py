@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.models.mixer import BACKWARD_DT_BIAS
 from cvgl_edge.models.readout import READOUTS, build_readout
 from cvgl_edge.models.vim import VisionMamba
 from cvgl_edge.models.vim_weights import (
@@ -60,6 +61,8 @@ class GeoSSMConfig:
     cga_groups: int = 24
     share_weights: bool = False
     drop_path: float = 0.0
+    #: "zero" (official Vim init) or "dt-range" (cvgl-edge before 0.2): see BiMambaMixer
+    backward_dt_bias: str = "zero"
 
     def __post_init__(self) -> None:
         self.ground_size = _size(self.ground_size, "ground_size")
@@ -103,6 +106,9 @@ class GeoSSMConfig:
                 )
         if not 0.0 <= self.drop_path < 1.0:
             raise CvglError(f"drop_path must be in [0, 1), got {self.drop_path}")
+        if self.backward_dt_bias not in BACKWARD_DT_BIAS:
+            raise CvglError(f"backward_dt_bias must be one of {', '.join(BACKWARD_DT_BIAS)}, "
+                            f"got {self.backward_dt_bias!r}")
 
     def input_size(self, view: str) -> tuple[int, int]:
         return self.ground_size if view == "ground" else self.satellite_size
@@ -164,7 +170,7 @@ class GeoSSM(nn.Module):
         return VisionMamba(
             c.input_size(view), patch_size=c.patch_size, embed_dim=c.embed_dim, depth=c.depth,
             cls_token=c.cls_token, drop_path=c.drop_path, d_state=c.d_state, d_conv=c.d_conv,
-            expand=c.expand,
+            expand=c.expand, backward_dt_bias=c.backward_dt_bias,
         )
 
     @property

@@ -33,6 +33,7 @@ from cvgl_edge.errors import CvglError
 from cvgl_edge.models.convnext import ConvNeXtLoadReport, ConvNeXtTrunk, load_convnext_state_dict, read_state_dict
 from cvgl_edge.models.geossm import VIEWS, GeoSSM, _size
 from cvgl_edge.models.gsra import GSRA
+from cvgl_edge.models.salad import ORDERS as SALAD_ORDERS
 from cvgl_edge.models.salad import SALAD
 
 
@@ -63,6 +64,8 @@ class LRFRConfig:
     salad_hidden: int = 512
     salad_iterations: int = 3
     salad_dropout: float = 0.3
+    #: descriptor order: "feature-major" (the SALAD reference) or "cluster-major" (cvgl-edge before 0.2)
+    salad_order: str = "feature-major"
 
     def __post_init__(self) -> None:
         self.ground_size = _size(self.ground_size, "ground_size")
@@ -87,6 +90,8 @@ class LRFRConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise CvglError(f"{name} must be a number in [0, 1), got {value!r}")
+        if self.salad_order not in SALAD_ORDERS:
+            raise CvglError(f"salad_order must be one of {', '.join(SALAD_ORDERS)}, got {self.salad_order!r}")
         if self.gsra and self.convnext_dims[-1] % self.gsra_groups:
             raise CvglError(f"gsra_groups={self.gsra_groups} must divide the {self.convnext_dims[-1]} "
                             "backbone channels")
@@ -144,7 +149,7 @@ class LRFRBranch(nn.Module):
         channels = c.convnext_dims[-1]
         self.gsra = GSRA(channels, c.grid(view), c.gsra_groups) if c.gsra else nn.Identity()
         self.salad = SALAD(channels, c.salad_clusters, c.salad_dim, c.salad_hidden, c.salad_iterations,
-                           c.salad_dropout)
+                           c.salad_dropout, c.salad_order)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.salad(self.gsra(self.trunk(images)))

@@ -32,6 +32,12 @@ def depthwise_conv1d(
     return F.conv1d(F.pad(x, (k - 1, 0)), weight, bias, groups=x.shape[1])
 
 
+#: how the backward branch's dt_proj bias starts: "zero" as the official Vim code leaves it
+#: (its _init_weights zeroes every Linear bias but the forward dt_proj's), or "dt-range"
+#: like the forward one (cvgl-edge before 0.2; kept for reproducing older runs)
+BACKWARD_DT_BIAS = ("zero", "dt-range")
+
+
 def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
     """x such that softplus(x) = y (y > 0), used to initialise the dt bias."""
     return y + torch.log(-torch.expm1(-y))
@@ -51,8 +57,12 @@ class BiMambaMixer(nn.Module):
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
         dt_floor: float = 1e-4,
+        backward_dt_bias: str = "zero",
     ) -> None:
         super().__init__()
+        if backward_dt_bias not in BACKWARD_DT_BIAS:
+            raise ValueError(f"backward_dt_bias must be one of {BACKWARD_DT_BIAS}, got {backward_dt_bias!r}")
+        self.backward_dt_bias = backward_dt_bias
         self.d_model = d_model
         self.d_state = d_state
         self.d_inner = expand * d_model
@@ -80,7 +90,15 @@ class BiMambaMixer(nn.Module):
     def reset_ssm_parameters(
         self, n_layers: int, dt_min: float = 1e-3, dt_max: float = 1e-1, dt_floor: float = 1e-4
     ) -> None:
-        """Mamba's S4D-real / dt initialisation, plus out_proj scaled for a deep residual stack."""
+        """The official Vim initialisation (``mamba_simple.Mamba`` then ``models_mamba._init_weights``).
+
+        Both branches: A_log = log(1..N) (S4D-real), D = 1, dt_proj.weight ~ U(+-dt_rank^-0.5) (the
+        backward one gets nn.Linear's default, the same distribution). The forward dt_proj.bias is
+        softplus^-1 of dt ~ log-uniform [dt_min, dt_max]: Mamba marks it no-reinit. The backward
+        dt_proj_b.bias is not marked, so Vim's _init_weights zeroes it (softplus(0) = 0.693 for
+        every channel); ``backward_dt_bias="dt-range"`` initialises it like the forward one instead.
+        out_proj: kaiming-uniform(a=sqrt 5) / sqrt(depth). Convs and x_proj keep PyTorch's defaults,
+        as in Vim. Why it matters: a model trained from scratch starts from these values."""
         di, n = self.d_inner, self.d_state
         a_log = torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(di, 1)
         dt_std = self.dt_rank**-0.5
@@ -95,6 +113,8 @@ class BiMambaMixer(nn.Module):
                 torch.rand(di) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
             ).clamp(min=dt_floor)
             dt_proj.bias.copy_(inverse_softplus(dt))
+        if self.backward_dt_bias == "zero":
+            nn.init.zeros_(self.dt_proj_b.bias)
         # out_proj: default kaiming-uniform init, shrunk by 1/sqrt(depth)
         nn.init.kaiming_uniform_(self.out_proj.weight, a=math.sqrt(5))
         self.out_proj.weight.div_(math.sqrt(n_layers))

@@ -11,7 +11,11 @@ Local features t_1..t_n (n = h*w positions, C channels):
 - the dustbin column is dropped (P = P_bar[:, :m]) and V[j, k] = sum_i P[i, j] F(t_i)[k], eq. 9.
 
 As in SALAD, V is L2-normalised per cluster, flattened (m*d = 8192 for the paper) and
-L2-normalised again (the caller does the last step). The Sinkhorn and the aggregation run in
+L2-normalised again (the caller does the last step). The flattened order is the SALAD
+reference's, feature-major (entry k*m + j is feature k of cluster j), so a model given SALAD's
+weights gives SALAD's descriptors; ``order="cluster-major"`` (entry j*d + k) is what cvgl-edge
+wrote before 0.2, kept so older checkpoints keep matching the tile indexes built from them.
+(Retrieval is the same either way: one fixed permutation of both sides.) The Sinkhorn and the aggregation run in
 fp32 whatever the activation dtype (an fp32 island in FP16 exports): log-sum-exp over
 hundreds of positions loses too much in fp16.
 
@@ -42,6 +46,10 @@ def log_sinkhorn(scores: torch.Tensor, log_mu: torch.Tensor, log_kappa: torch.Te
     return scores + u.unsqueeze(2) + v.unsqueeze(1)
 
 
+#: flatten orders of V (d, m): the SALAD reference's, and cvgl-edge's before 0.2
+ORDERS = ("feature-major", "cluster-major")
+
+
 def _mlp(channels: int, hidden: int, out: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.Dropout(dropout), nn.ReLU(), nn.Conv2d(hidden, out, 1))
 
@@ -52,10 +60,13 @@ class SALAD(nn.Module):
     fp32_parameters = ("dustbin",)  # the FP16 export keeps the dustbin score in fp32 (Sinkhorn input)
 
     def __init__(self, channels: int, clusters: int = 128, cluster_dim: int = 64, hidden: int = 512,
-                 iterations: int = 3, dropout: float = 0.0) -> None:
+                 iterations: int = 3, dropout: float = 0.0, order: str = "feature-major") -> None:
         super().__init__()
         if min(clusters, cluster_dim, hidden, iterations) < 1:
             raise CvglError("SALAD clusters, cluster_dim, hidden and iterations must all be >= 1")
+        if order not in ORDERS:
+            raise CvglError(f"SALAD order must be one of {', '.join(ORDERS)}, got {order!r}")
+        self.order = order
         self.clusters, self.cluster_dim, self.iterations = clusters, cluster_dim, iterations
         self.features = _mlp(channels, hidden, cluster_dim, dropout)
         self.scores = _mlp(channels, hidden, clusters, dropout)
@@ -93,7 +104,10 @@ class SALAD(nn.Module):
         f = self.features(x).flatten(2).float()  # (B, d, n)
         v = torch.bmm(f, p)  # (B, d, m): V[k, j] = sum_i F(t_i)[k] P[i, j]
         v = F.normalize(v, dim=1)  # intra-normalisation: one unit vector per cluster
-        return v.transpose(1, 2).flatten(1)  # (B, m * d), cluster-major
+        if self.order == "cluster-major":
+            v = v.transpose(1, 2)
+        return v.flatten(1)  # (B, d * m)
 
     def extra_repr(self) -> str:
-        return f"clusters={self.clusters}, cluster_dim={self.cluster_dim}, iterations={self.iterations}"
+        return (f"clusters={self.clusters}, cluster_dim={self.cluster_dim}, iterations={self.iterations}, "
+                f"order={self.order}")

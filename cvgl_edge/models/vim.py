@@ -33,11 +33,11 @@ class VimBlock(nn.Module):
     """Pre-norm residual layer: residual += h; h = mixer(norm(residual)). Residual in fp32."""
 
     def __init__(self, dim: int, n_layers: int, drop_path: float = 0.0, d_state: int = 16,
-                 d_conv: int = 4, expand: int = 2) -> None:
+                 d_conv: int = 4, expand: int = 2, backward_dt_bias: str = "zero") -> None:
         super().__init__()
         self.norm = RMSNorm(dim, eps=1e-5)
         self.mixer = BiMambaMixer(dim, d_state=d_state, d_conv=d_conv, expand=expand,
-                                  n_layers=n_layers)
+                                  n_layers=n_layers, backward_dt_bias=backward_dt_bias)
         # Vim applies stochastic depth to the previous layer's output as it enters the residual.
         self.drop_path = DropPath(drop_path)
 
@@ -65,6 +65,7 @@ class VisionMamba(nn.Module):
         d_state: int = 16,
         d_conv: int = 4,
         expand: int = 2,
+        backward_dt_bias: str = "zero",
     ) -> None:
         super().__init__()
         h, w = img_size
@@ -85,7 +86,8 @@ class VisionMamba(nn.Module):
         # layer i drops the output of layer i-1 (layer 0 has nothing to drop); norm_f uses the max
         entry_rates = ([0.0] + rates)[:depth]
         self.layers = nn.ModuleList(
-            VimBlock(embed_dim, depth, p, d_state=d_state, d_conv=d_conv, expand=expand)
+            VimBlock(embed_dim, depth, p, d_state=d_state, d_conv=d_conv, expand=expand,
+                     backward_dt_bias=backward_dt_bias)
             for p in entry_rates
         )
         self.drop_path = DropPath(drop_path)

@@ -130,7 +130,7 @@ def selective_scan(
     delta_softplus: bool = False,
     reverse: bool = False,
 ) -> Tensor:
-    """Mamba selective scan as one operator (see DESIGN.md section 3).
+    """Mamba selective scan as one operator (semantics: docs/export.md, "The selective scan").
 
     u, delta, z: (B, Dc, L); A: (Dc, N); B, C: (B, N, L); D, delta_bias: (Dc,).
     Computed in fp32 (fp64 if an input is fp64); returned in u's dtype.

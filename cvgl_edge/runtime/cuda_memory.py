@@ -1,29 +1,38 @@
 """Device buffers, copies and a stream for the TensorRT encoder, behind one small interface.
 
-Why two strategies: on a machine with CUDA-enabled torch, torch tensors and a
-``torch.cuda.Stream`` are the simplest owners of device memory (and interoperate with the
-rest of the package). A deployment box may have TensorRT without a CUDA torch build; there
-the CUDA runtime is reached through cuda-python (``cuda.bindings.runtime``, or the older
-``cuda.cudart`` module). ``open_device_memory`` takes the first that finds a GPU.
+Why three strategies: a deployment box (a Jetson with TensorRT) has no PyTorch; there the
+CUDA runtime is reached through cuda-python (``cuda.bindings.runtime``, or the older
+``cuda.cudart`` module) or through pycuda (``pycuda.driver``, the primary context), whichever
+is installed. On a machine with CUDA-enabled torch already loaded (training, export's INT8
+calibration), torch tensors and a ``torch.cuda.Stream`` own the memory and share the
+process's CUDA context. ``choose_strategy`` says which one ``open_device_memory`` takes.
 
-Not run here: both strategies need an NVIDIA driver and a GPU, which this machine lacks.
-What was run: the "no GPU" refusals of both (torch CPU build; cuda-python reports
-cudaErrorInsufficientDriver). The TensorRT encoder's logic is tested with a numpy-backed
-fake of this interface; the ``@pytest.mark.gpu`` tests exercise the real strategies.
+Not run here: every strategy needs an NVIDIA driver and a GPU, which this machine lacks.
+What was run: the "no GPU" refusals (torch CPU build; cuda-python reports
+cudaErrorInsufficientDriver), the choice between strategies, and cuda-python and pycuda
+against stand-in modules that move real bytes (tests/test_runtime_trt.py). The TensorRT
+encoder's logic is tested with a numpy-backed fake of this interface; the
+``@pytest.mark.gpu`` tests exercise the real strategies.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cvgl_edge.errors import CvglError
+from cvgl_edge.errors import CvglError, first_line
 
 NO_GPU = "no CUDA GPU available: running a TensorRT engine needs an NVIDIA GPU and driver"
+#: ``open_device_memory(prefer=...)`` values.
+STRATEGIES = ("cuda-python", "pycuda", "torch")
+NO_CUDA_BINDINGS = ("running a TensorRT engine needs CUDA Python bindings for its device memory: "
+                    '`pip install "cvgl-edge[cuda-python]"` (or `pip install pycuda`)')
 
 
 @dataclass(frozen=True)
@@ -220,6 +229,93 @@ class CudaPythonMemory(DeviceMemory):
             self.stream = None
 
 
+def pycuda_driver() -> Any | None:
+    """pycuda's driver module, None if pycuda is not installed."""
+    try:
+        return importlib.import_module("pycuda.driver")
+    except ImportError:
+        return None
+
+
+class PycudaMemory(DeviceMemory):
+    """mem_alloc'ed buffers, async copies through page-locked host mirrors and a stream via pycuda.
+
+    The device's primary context is retained and made current (TensorRT's runtime API uses
+    the primary context), and released on ``close``. Each buffer has a page-locked host
+    mirror of its size, so copies are truly asynchronous without a pinned allocation per call.
+    """
+
+    name = "pycuda"
+
+    def __init__(self, index: int = 0, driver: Any | None = None) -> None:
+        self.cuda = driver or pycuda_driver()
+        if self.cuda is None:
+            raise CvglError(NO_GPU + " (and pycuda is not installed: `pip install pycuda`)")
+        self.context = None
+        self.stream = None
+        try:
+            self.cuda.init()
+            count = self.cuda.Device.count()
+        except self.cuda.Error as exc:
+            raise CvglError(f"{NO_GPU} ({first_line(exc)})") from None
+        if not count:
+            raise CvglError(f"{NO_GPU} (no device)")
+        if index >= count:
+            raise CvglError(f"cuda:{index} requested but only {count} GPU(s) exist")
+        device = self.cuda.Device(index)
+        self.context = self._call("retain the primary context of", device.retain_primary_context)
+        self._call("make current the context of", self.context.push)
+        major, minor = device.compute_capability()
+        self.gpu = GpuInfo(index, str(device.name()), f"{major}.{minor}")
+        self.stream = self._call("create a stream on", self.cuda.Stream)
+        self._buffers: list[DeviceBuffer] = []
+
+    def _call(self, what: str, function: Any, *args: Any) -> Any:
+        """Call a pycuda function; its errors become one line."""
+        try:
+            return function(*args)
+        except self.cuda.Error as exc:
+            raise CvglError(f"CUDA (pycuda) could not {what} the GPU: {first_line(exc)}") from None
+
+    @property
+    def stream_handle(self) -> int:
+        return int(self.stream.handle)
+
+    def alloc(self, shape: tuple[int, ...], dtype: Any) -> DeviceBuffer:
+        buffer = DeviceBuffer(0, tuple(shape), np.dtype(dtype))
+        allocation = self._call(f"allocate {buffer.nbytes} bytes on", self.cuda.mem_alloc, buffer.nbytes)
+        mirror = self._call("allocate page-locked host memory for", self.cuda.pagelocked_empty,
+                            int(np.prod(shape)), buffer.dtype)
+        buffer.ptr, buffer.owner = int(allocation), (allocation, mirror)
+        self._buffers.append(buffer)
+        return buffer
+
+    def upload(self, host: np.ndarray, dst: DeviceBuffer) -> None:
+        array = np.ascontiguousarray(host, dtype=dst.dtype).reshape(-1)
+        staging = dst.owner[1][: array.size]
+        staging[...] = array
+        self._call("copy to", self.cuda.memcpy_htod_async, dst.ptr, staging, self.stream)
+
+    def download(self, src: DeviceBuffer, shape: tuple[int, ...]) -> np.ndarray:
+        staging = src.owner[1][: int(np.prod(shape))]
+        self._call("copy from", self.cuda.memcpy_dtoh_async, staging, src.ptr, self.stream)
+        self.synchronize()
+        return staging.reshape(shape).copy()
+
+    def synchronize(self) -> None:
+        self._call("synchronise with", self.stream.synchronize)
+
+    def close(self) -> None:
+        for buffer in self._buffers:
+            buffer.owner[0].free()
+        self._buffers.clear()
+        self.stream = None
+        if self.context is not None:
+            self.cuda.Context.pop()
+            self.context.detach()
+            self.context = None
+
+
 def _torch_has_cuda() -> bool:
     try:
         import torch
@@ -229,10 +325,43 @@ def _torch_has_cuda() -> bool:
         return False
 
 
+def installed(module: str) -> bool:
+    """Whether ``module`` could be imported, without importing it (a stand-in in sys.modules counts)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package, or a module without a spec
+        return False
+
+
+def choose_strategy(prefer: str | None = None) -> str:
+    """Which device-memory strategy the TensorRT encoder uses here.
+
+    ``prefer`` if given; else torch when it is already loaded with CUDA (share its context);
+    else cuda-python, else pycuda, whichever is installed; else torch if installed (on a CPU
+    build it refuses with NO_GPU). CvglError (what to install) when none is.
+    """
+    if prefer is not None:
+        if prefer not in STRATEGIES:
+            raise CvglError(f"unknown device-memory strategy {prefer!r}; choose {', '.join(STRATEGIES)}")
+        return prefer
+    if sys.modules.get("torch") is not None and _torch_has_cuda():
+        return "torch"
+    if installed("cuda.bindings.runtime") or installed("cuda.cudart"):
+        return "cuda-python"
+    if installed("pycuda.driver"):
+        return "pycuda"
+    if installed("torch"):
+        return "torch"
+    raise CvglError(NO_CUDA_BINDINGS)
+
+
 def open_device_memory(index: int = 0, prefer: str | None = None) -> DeviceMemory:
-    """torch CUDA when available (or ``prefer="torch"``), else cuda-python; CvglError if no GPU."""
-    if prefer == "cuda-python":
+    """Device memory on GPU ``index`` through the strategy ``choose_strategy`` picks; CvglError if no GPU."""
+    strategy = choose_strategy(prefer)
+    if strategy == "cuda-python":
         return CudaPythonMemory(index)
-    if prefer == "torch" or _torch_has_cuda():
-        return TorchCudaMemory(index)
-    return CudaPythonMemory(index)
+    if strategy == "pycuda":
+        return PycudaMemory(index)
+    return TorchCudaMemory(index)

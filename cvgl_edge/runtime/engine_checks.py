@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from cvgl_edge.errors import CvglError, first_line
-from cvgl_edge.export.trt_backend import TrtBackend, load_backend
-from cvgl_edge.export.trt_build import sidecar_path
 from cvgl_edge.runtime.cuda_memory import GpuInfo
+from cvgl_edge.runtime.trt_backend import TrtBackend, load_backend
 
 REBUILD = "rebuild it with cvgl-edge export --format engine"
 REQUIRED = ("engine_sha256", "tensorrt", "view", "model_name", "model_sha256", "descriptor_dim", "input_size")
+
+
+def sidecar_path(engine_path: Path) -> Path:
+    """``<engine>.json``: where the builder (``cvgl_edge.export.trt_build``) writes the sidecar."""
+    return Path(str(engine_path) + ".json")
 
 
 def read_engine_sidecar(engine: Path) -> dict[str, Any]:

@@ -3,23 +3,24 @@
 Why: eval, verify, bench and the localisation loop take the same ``SOURCE --backend
 --device`` triple; how a checkpoint, an ONNX file or an engine is opened, and what the user
 is told when the pair does not fit, lives here once.
+
+PyTorch is imported only to open a checkpoint (``--backend torch``): ONNX files and
+engines open on the deployment install, which has no PyTorch.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.extras import is_missing_torch, needs
 from cvgl_edge.runtime.artifacts import NEEDS, backend_for, branch_files
 from cvgl_edge.runtime.base import Encoder
+from cvgl_edge.views import canonical_view
 
-
-def canonical_view(view: str) -> str:
-    from cvgl_edge.models.geossm import GeoSSM
-
-    return GeoSSM.canonical_view(view)
+if TYPE_CHECKING:
+    import torch
 
 
 def ort_device(device: str) -> str:
@@ -61,8 +62,15 @@ def open_encoder(source: str | Path, view: str | None, backend: str | None = Non
             raise CvglError(f"{NEEDS['torch']} (got the folder {path})")
         if wanted is None:
             raise CvglError("a checkpoint holds both branches: say which view (ground or satellite) to open")
-        from cvgl_edge.models.checkpoint import load_checkpoint
+        try:
+            import torch
 
+            from cvgl_edge.models.checkpoint import load_checkpoint
+        except ImportError as exc:
+            if is_missing_torch(exc):
+                raise CvglError(needs(f"running the checkpoint {path.name}") + " (or pass an exported "
+                                ".onnx / .engine file)") from None
+            raise
         if threads:
             torch.set_num_threads(threads)
         return model_encoder(load_checkpoint(path, trusted=trusted), wanted, device, precision or "fp32", torch_mode)

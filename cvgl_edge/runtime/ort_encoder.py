@@ -1,7 +1,8 @@
 """ONNX Runtime backend: one exported branch (``<model>-<view>[.<precision>].onnx``).
 
 Everything the encoder needs (view, input size, descriptor size, precision, model hash)
-comes from the file's own cvgl-edge metadata (``metadata_props``).
+comes from the file's own cvgl-edge metadata (``metadata_props``), read through the
+session: neither ``onnx`` nor PyTorch is imported (the deployment install has neither).
 
 On the CPU ``forward`` is a plain ``session.run``. On CUDA the three stages are real:
 ``to_device`` places the batch in an ``OrtValue`` on the GPU, ``forward`` runs with IO
@@ -16,29 +17,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 
 from cvgl_edge.errors import CvglError, first_line
-from cvgl_edge.export.onnx_metadata import INPUT_NAME, OUTPUT_NAME, read_metadata
-from cvgl_edge.export.onnx_validate import ort_session
 from cvgl_edge.runtime.base import Encoder, EncoderInfo
+from cvgl_edge.runtime.ort_session import INPUT_NAME, OUTPUT_NAME, ort_session, session_metadata
+from cvgl_edge.views import VIEWS
 
-VIEWS = ("ground", "satellite")
 REQUIRED = ("view", "input_size", "descriptor_dim", "model_name", "model_sha256")
 
 
-def file_metadata(path: Path) -> dict[str, Any]:
-    """The parsed cvgl-edge metadata of an ONNX file, else CvglError naming the file.
+def open_session(path: Path, threads: int | None, device: str) -> Any:
+    """An onnxruntime session of ``path``; a file that is no ONNX model, or that onnxruntime
+    cannot load, is a one-line CvglError naming the file."""
+    try:
+        return ort_session(path, threads=threads, device=device)
+    except CvglError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        if type(exc).__name__ == "InvalidProtobuf":
+            raise CvglError(f"cannot read {path} as an ONNX file: {first_line(exc)}") from None
+        raise CvglError(f"onnxruntime cannot load {path.name}: {first_line(exc)}") from exc
 
-    Read with ``onnx`` before any session is made, so a foreign or unreadable file gets this
-    message rather than whatever onnxruntime says about its opset or graph.
-    """
+
+def file_metadata(session: Any, path: Path) -> dict[str, Any]:
+    """The parsed cvgl-edge metadata of the file behind ``session``, else CvglError naming the file."""
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf/onnx raise many types
-        raise CvglError(f"cannot read {path} as an ONNX file: {first_line(exc)}") from None
-    try:
-        meta = read_metadata(proto)
+        meta = session_metadata(session)
     except CvglError as exc:
         raise CvglError(f"{path.name}: {exc}") from None
     missing = [key for key in REQUIRED if key not in meta]
@@ -68,13 +72,8 @@ class OrtEncoder(Encoder):
         if threads is not None and threads < 1:
             raise CvglError("--threads must be >= 1")
         kind, _, index = device.partition(":")
-        meta = file_metadata(self.path)
-        try:
-            self.session = ort_session(self.path, threads=threads, device=device)
-        except CvglError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise CvglError(f"onnxruntime cannot load {self.path.name}: {first_line(exc)}") from exc
+        self.session = open_session(self.path, threads, device)
+        meta = file_metadata(self.session, self.path)
         _check_io(self.session, self.path)
         self.metadata = meta
         provider = self.session.get_providers()[0]

@@ -48,7 +48,7 @@ class _Branch(nn.Module):
 
 def resolve_torch_device(device: str | torch.device) -> torch.device:
     """'auto' | 'cpu' | 'cuda[:N]' -> a usable torch device, else CvglError (one line)."""
-    from cvgl_edge.train.loop import resolve_device
+    from cvgl_edge.models.devices import resolve_device
 
     return device if isinstance(device, torch.device) else resolve_device(str(device))
 
@@ -73,7 +73,7 @@ class TorchEncoder(Encoder):
 
     def __init__(self, model: nn.Module, view: str, device: str | torch.device = "cpu",
                  precision: str = "fp32", torch_mode: str = "eager") -> None:
-        from cvgl_edge.export.onnx_metadata import state_dict_sha256
+        from cvgl_edge.models.fingerprint import state_dict_sha256
 
         view = model.canonical_view(view) if hasattr(model, "canonical_view") else view
         self.device = resolve_torch_device(device)

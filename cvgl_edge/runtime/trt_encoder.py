@@ -1,7 +1,7 @@
 """TensorRT backend: one ``<model>-<view>[.<precision>].engine`` built by ``cvgl-edge export``.
 
 Works with the full ``tensorrt`` package (10.x / 11.x) and with ``tensorrt_rtx``, whichever
-built the engine (the sidecar says; ``cvgl_edge.export.trt_backend.load_backend`` imports
+built the engine (the sidecar says; ``cvgl_edge.runtime.trt_backend.load_backend`` imports
 it). Opening runs the sidecar checks of ``engine_checks`` (present, sha256, TensorRT
 flavour+version, GPU present, compute capability), loads the plugin library the sidecar
 names, deserialises, and checks the engine's I/O against the sidecar. It then uses the
@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 
 from cvgl_edge.errors import CvglError, first_line
-from cvgl_edge.export.onnx_metadata import INPUT_NAME, OUTPUT_NAME
-from cvgl_edge.export.trt_backend import TrtBackend, collecting_logger
 from cvgl_edge.runtime.base import Encoder, EncoderInfo
 from cvgl_edge.runtime.cuda_memory import DeviceMemory, open_device_memory
 from cvgl_edge.runtime.engine_checks import (
     REBUILD, built_with, check_engine_bytes, check_gpu, check_tensorrt, read_engine_sidecar,
 )
+from cvgl_edge.runtime.ort_session import INPUT_NAME, OUTPUT_NAME
+from cvgl_edge.runtime.trt_backend import TrtBackend, collecting_logger
 
 
 def cuda_index(device: str) -> int:

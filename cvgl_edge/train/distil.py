@@ -24,7 +24,7 @@ from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 from cvgl_edge.train.config import TrainConfig
 from cvgl_edge.train.distributed import gather_with_grad
 from cvgl_edge.train.loop import Trainer, TrainResult
-from cvgl_edge.train.query_view import for_dataset
+from cvgl_edge.models.query_view import for_dataset
 
 DISTIL_DEFAULTS = {"temperature": 0.1, "relational_weight": 1.0, "align_weight": 1.0}
 

@@ -2,7 +2,7 @@
 
 Why here and not in bench/: the point of distilling is the trade-off, so the run itself reports it
 (R@1/R@5/R@1% on the val split, Params of both branches, GFLOPs and CPU latency per query) with
-the bench helpers' conventions (``bench/cost.py`` FLOPs, ``bench/timing.py`` timing).
+the bench helpers' conventions (``models/cost.py`` FLOPs, ``timing.py`` timing).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 from rich.table import Table
 from torch import nn
 
-from cvgl_edge.bench.cost import FLOP_CONVENTION, model_cost, params_total
-from cvgl_edge.bench.timing import summarize_ms, time_ms
+from cvgl_edge.models.cost import FLOP_CONVENTION, model_cost, params_total
+from cvgl_edge.timing import summarize_ms, time_ms
 from cvgl_edge.eval.evaluate import headline_direction
 
 RECALLS = ("R@1", "R@5", "R@1%")
@@ -57,9 +57,11 @@ def teacher_metrics(trainer: Any) -> dict[str, dict[str, float]]:
 
 
 def comparison_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("model", *RECALLS, "Params (M)", "GFLOPs/query", "CPU ms/query"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    """Teacher vs student; fits an 80-column terminal (units in the caption, the model name folds)."""
+    table = Table(title=title, caption="recalls in %, Params in M, GFLOPs and CPU ms per query")
+    table.add_column("model", overflow="fold")
+    for column in (*RECALLS, "Params", "GFLOPs", "CPU ms"):
+        table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(row["model"], *(f"{row[key]:.1f}" for key in RECALLS), f"{row['params'] / 1e6:.3f}",
                       f"{row['gflops_per_query']:.3f}", f"{row['cpu_ms_per_query']:.1f}")

@@ -16,13 +16,20 @@ import torch
 from torch.utils.data import DataLoader
 
 from cvgl_edge.data import build_dataset
+from cvgl_edge.data.benchmark_protocols import build_protocols
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.eval.embed import embed_pairs
 from cvgl_edge.eval.metrics import cross_view_metrics
+from cvgl_edge.eval.scoring import scoring_for
 from cvgl_edge.io import atomic_torch_save, atomic_write, check_output_folder
 from cvgl_edge.losses import build_loss
 from cvgl_edge.models import build_model
-from cvgl_edge.models.checkpoint import checkpoint_payload, load_state_dict_strict, read_checkpoint
+from cvgl_edge.models.devices import resolve_device
+from cvgl_edge.models.checkpoint import (
+    checkpoint_payload,
+    load_state_dict_strict,
+    read_checkpoint,
+)
 from cvgl_edge.progress import console, make_progress
 from cvgl_edge.train.config import TrainConfig
 from cvgl_edge.train.distributed import (
@@ -32,9 +39,13 @@ from cvgl_edge.train.distributed import (
     init_distributed,
     shutdown,
 )
-from cvgl_edge.train.hard_negatives import HardNegatives, first_epoch_after, similarity_neighbours
+from cvgl_edge.train.hard_negatives import (
+    HardNegatives,
+    first_epoch_after,
+    similarity_neighbours,
+)
 from cvgl_edge.train.optim import SharpnessAware, build_optimizer, closure_step
-from cvgl_edge.train.query_view import for_dataset
+from cvgl_edge.models.query_view import for_dataset
 from cvgl_edge.train.sampler import NeighbourSampler, ResumableSampler
 from cvgl_edge.train.schedule import build_scheduler
 
@@ -55,22 +66,6 @@ class TrainResult:
     interrupted: bool = False
     query_view: str = "ground"  # "drone": the metrics' "ground" side is drone frames (aerial branch)
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; an unavailable explicit device is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise CvglError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise CvglError(f"device {name!r} requested but no CUDA GPU is available")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise CvglError(f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist")
-    return device
 
 
 def trim_metrics_log(path: Path, step: int) -> None:
@@ -126,7 +121,7 @@ class _StopFlag:
         self.requested = False
         self._previous = None
 
-    def __enter__(self) -> "_StopFlag":
+    def __enter__(self) -> _StopFlag:
         try:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         except ValueError:  # not in the main thread
@@ -171,9 +166,9 @@ class Trainer:
             cfg.data, "train", augment=cfg.augment, seed=cfg.seed, polar=cfg.polar, **self._sizes()
         )
         self.val_set = build_dataset(cfg.data, "val", augment=False, seed=cfg.seed, polar=cfg.polar, **self._sizes())
-        from cvgl_edge.data.protocol import build_protocols  # University-1652 / VIGOR: official protocol
-
+        # University-1652 / VIGOR: their official protocol; paired data: the dataset's official scoring
         self.val_protocols = build_protocols(cfg.data, "val", polar=cfg.polar, **self._sizes())
+        self.val_scoring = scoring_for(cfg.data)
         self.batches_per_epoch = ResumableSampler.batches_per_epoch(
             len(self.train_set), cfg.batch_size, self.ctx.world_size
         )
@@ -346,7 +341,7 @@ class Trainer:
             show_progress=self.cfg.show_progress,
             description=description,
         )
-        return cross_view_metrics(ground, satellite)
+        return cross_view_metrics(ground, satellite, self.val_scoring)
 
     def evaluate(self) -> dict[str, dict[str, float]] | None:
         """Val metrics (``val_metrics``); best.pt follows the headline R@1."""

@@ -3,7 +3,7 @@
 // Host-only header (no device code): include it from the TensorRT plugin (.cpp), from a
 // torch extension, from ctypes-built shared libraries, or from the kernel itself.
 //
-// Semantics (DESIGN.md section 3, cvgl_edge/ops/reference.py):
+// Semantics (cvgl_edge/ops/reference.py; docs/export.md, "The selective scan"):
 //   u, delta, z, out : (batch, dim, seqlen)      dtype = params.dtype (fp32, fp16 or bf16)
 //   A                : (dim, dstate)             params.param_dtype (fp32 normally), contiguous
 //   B, C             : (batch, dstate, seqlen)   dtype = params.dtype

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.localize import checks
-from cvgl_edge.localize.geomap import GeoMap
+from cvgl_edge import checks
+from cvgl_edge.data.geomap import GeoMap
 
 UNITS = ("m", "px")
 

@@ -1,4 +1,5 @@
-"""Pre-processing of map tiles and camera frames into encoder inputs.
+"""Pre-processing of map tiles and camera frames into encoder inputs (what the localisation loop and
+the drone-view training pairs both feed the aerial branch).
 
 Branch choice (documented in the README): a nadir drone frame is an aerial image, so
 both the map tiles and the frames go through the model's *satellite* branch, as

@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cvgl_edge.data.images import read_image
 from cvgl_edge.errors import CvglError, first_line
+from cvgl_edge.io import atomic_write, file_sha256
 from cvgl_edge.quiet import quiet_stderr
 
 M_PER_DEG_LAT = 111_320.0
@@ -278,7 +280,6 @@ def read_map(path: str | Path, corners: Corners | str | None = None, crs: str | 
         file_crs = crs
     if crs is not None and corners is None:
         georef += f" with --crs {crs}"
-    from cvgl_edge.io import file_sha256
 
     return GeoMap(image, affine, file_crs, str(path), file_sha256(path), georef)
 
@@ -286,12 +287,12 @@ def read_map(path: str | Path, corners: Corners | str | None = None, crs: str | 
 def _read_raster(path: Path) -> tuple[np.ndarray, tuple | None, str | None]:
     """(RGB uint8 image, affine or None, CRS or None). GeoTIFFs through rasterio, others through OpenCV."""
     if path.suffix.lower() not in GEOTIFF_SUFFIXES:
-        from cvgl_edge.data.images import read_image
 
         return read_image(path), None, None
+    import warnings
+
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-    import warnings
 
     try:
         with warnings.catch_warnings():
@@ -327,7 +328,6 @@ def write_geotiff(path: str | Path, image: np.ndarray, affine: tuple[float, ...]
     import rasterio
     from rasterio.transform import Affine
 
-    from cvgl_edge.io import atomic_write
 
     h, w = image.shape[:2]
 

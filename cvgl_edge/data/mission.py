@@ -33,10 +33,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import cv2
 import numpy as np
 
+from cvgl_edge import checks
+from cvgl_edge.data.geomap import write_geotiff
+from cvgl_edge.data.georef import GeoRef
+from cvgl_edge.data.nuisance import photometric, sensor_noise
+from cvgl_edge.data.render import render_drone
+from cvgl_edge.data.worldgen import generate_world
 from cvgl_edge.errors import CvglError
-from cvgl_edge.localize import checks
+from cvgl_edge.io import atomic_write, atomic_write_json
+from cvgl_edge.progress import progress_bar
 
 MISSION_FILE = "mission.json"
 
@@ -133,8 +141,6 @@ class SyntheticMission:
     """The world, the published map and the flight of one :class:`MissionSpec` (frames on demand)."""
 
     def __init__(self, spec: MissionSpec | None = None) -> None:
-        from cvgl_edge.data.georef import GeoRef
-        from cvgl_edge.data.worldgen import generate_world
 
         self.spec = spec = spec or MissionSpec()
         lat0, lon0 = spec.origin_latlon
@@ -227,8 +233,6 @@ class SyntheticMission:
 
     def frame(self, i: int) -> np.ndarray:
         """Frame ``i`` as RGB uint8 (frame_size), the camera's top facing the heading."""
-        from cvgl_edge.data.nuisance import photometric, sensor_noise
-        from cvgl_edge.data.render import render_drone
 
         s, tr = self.spec, self._track
         st = self.state(i)
@@ -264,7 +268,6 @@ class SyntheticMission:
 
 
 def _png_bytes(img_rgb: np.ndarray) -> bytes:
-    import cv2
 
     ok, buf = cv2.imencode(".png", cv2.cvtColor(img_rgb, cv2.COLOR_RGB2BGR))
     if not ok:
@@ -283,11 +286,7 @@ def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
 def synthetic_mission(out: str | Path, spec: MissionSpec | None = None, video: bool = True,
                       images: bool = True, show_progress: bool = True) -> SyntheticMission:
     """Write map, frames, video, telemetry, truth and mission.json to ``out`` (each file atomically)."""
-    import cv2
 
-    from cvgl_edge.io import atomic_write, atomic_write_json
-    from cvgl_edge.localize.geomap import write_geotiff
-    from cvgl_edge.progress import progress_bar
 
     out = Path(out)
     mission = SyntheticMission(spec)
