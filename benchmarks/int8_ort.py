@@ -23,8 +23,8 @@ import onnx
 import onnxruntime
 
 from cvgl_edge.bench.machine import load_average, machine_info, result_stem
-from cvgl_edge.export.onnx_export import export_branch
-from cvgl_edge.export.onnx_validate import ort_session
+from cvgl_edge.export.onnx.exporter import export_branch
+from cvgl_edge.export.onnx.validate import ort_session
 from cvgl_edge.timing import summarize_ms, time_ms
 from cvgl_edge.export.pipeline import ExportRequest, run_export
 from cvgl_edge.export.sample_images import sample_images

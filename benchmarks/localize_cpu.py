@@ -68,8 +68,8 @@ def evaluate(records: list[dict[str, Any]], truth: dict, index: TileIndex, missi
 def part_loop(args: argparse.Namespace, record: dict[str, Any], out: Path) -> None:
     import torch
 
-    from cvgl_edge.export.onnx_export import export_branch, save_onnx
-    from cvgl_edge.export.onnx_metadata import state_dict_sha256
+    from cvgl_edge.export.onnx.exporter import export_branch, save_onnx
+    from cvgl_edge.export.onnx.metadata import state_dict_sha256
     from cvgl_edge.models import load_checkpoint
     from cvgl_edge.runtime import model_encoder, open_encoder
 

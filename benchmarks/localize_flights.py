@@ -3,7 +3,7 @@
 Why several: one flight's figures hang on a few decisions of the filter (a wrong first
 acquisition tracked for a minute moves the p90 by hundreds of metres), so a change to the
 loop is judged on flights over different worlds (one seed each), all through the code path
-of ``cvgl-edge localize`` (:func:`cvgl_edge.localize.command.run_localization`).
+of ``cvgl-edge localize`` (:func:`cvgl_edge.localize.run.run_localization`).
 
 For each seed: ``cvgl-edge index mission --seed S --exit-fraction F`` (the last share of the
 frames flies off the map by its nearest edge), ``cvgl-edge index build`` with the model, then
@@ -26,7 +26,7 @@ from typing import Any
 from cvgl_edge.bench.machine import load_average, machine_info
 from cvgl_edge.timing import percentile
 from cvgl_edge.io import atomic_write, atomic_write_json
-from cvgl_edge.localize.command import run_localization
+from cvgl_edge.localize.run import run_localization
 from cvgl_edge.localize.evaluate import split_by_map
 from cvgl_edge.localize.loop import LoopSettings
 from cvgl_edge.data.mission import MissionSpec, SyntheticMission, read_mission_spec, read_truth, synthetic_mission

@@ -1,6 +1,6 @@
 """Off-map flight: does the loop say "no fix" when the drone leaves the map, rather than a wrong fix?
 
-Runs ``cvgl-edge localize``'s code path (:func:`cvgl_edge.localize.command.run_localization`)
+Runs ``cvgl-edge localize``'s code path (:func:`cvgl_edge.localize.run.run_localization`)
 twice over a mission with an exit (``cvgl-edge index mission --exit-fraction 0.2``): without
 a best-match floor, and with the floor that the first run's ``--eval`` suggests (or
 ``--min-similarity``). Frames are split by the truth: on the map (the viewed point at least
@@ -27,7 +27,7 @@ from typing import Any
 
 from cvgl_edge.bench.machine import load_average, machine_info
 from cvgl_edge.io import atomic_write, atomic_write_json
-from cvgl_edge.localize.command import run_localization
+from cvgl_edge.localize.run import run_localization
 from cvgl_edge.localize.evaluate import split_by_map
 from cvgl_edge.localize.index import load_index
 from cvgl_edge.localize.loop import LoopSettings

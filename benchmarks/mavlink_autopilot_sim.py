@@ -1,7 +1,7 @@
 """The demo flight, localised by the real loop, sent by the real MAVLink sink to simulated autopilots.
 
 For each autopilot profile and message group, ``cvgl-edge localize``'s code path
-(:func:`cvgl_edge.localize.command.run_localization`, ``--realtime`` at the mission's 5 fps)
+(:func:`cvgl_edge.localize.run.run_localization`, ``--realtime`` at the mission's 5 fps)
 runs over the demo's mission with a trained drone model and sends its fixes over UDP to a
 simulated flight controller (tests/autopilot_sim.py: ArduPilot 4.6 / PX4 1.16 acceptance
 rules under the documented parameters). Reported: messages received, positions fused, what
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from autopilot_sim import AutopilotPeer, SimulatedAutopilot, documented  # noqa: E402
 from cvgl_edge.bench.machine import machine_info  # noqa: E402
 from cvgl_edge.demo.settings import DemoSettings  # noqa: E402
-from cvgl_edge.localize.command import MavlinkRequest, run_localization  # noqa: E402
+from cvgl_edge.localize.run import MavlinkRequest, run_localization  # noqa: E402
 from cvgl_edge.data.geomap import latlon_to_local  # noqa: E402
 from cvgl_edge.localize.loop import LoopSettings  # noqa: E402
 from cvgl_edge.data.mission import read_truth, synthetic_mission  # noqa: E402

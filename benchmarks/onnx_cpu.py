@@ -23,8 +23,8 @@ import torch
 
 from cvgl_edge.bench.machine import load_average, machine_info, result_stem
 from cvgl_edge.timing import summarize_ms, time_ms
-from cvgl_edge.export.onnx_export import export_branch, save_onnx
-from cvgl_edge.export.onnx_validate import cosine_rows, ort_session, torch_descriptors
+from cvgl_edge.export.onnx.exporter import export_branch, save_onnx
+from cvgl_edge.export.onnx.validate import cosine_rows, ort_session, torch_descriptors
 from cvgl_edge.export.sample_images import sample_images
 from cvgl_edge.models import build_model
 from cvgl_edge.ops import active_backend

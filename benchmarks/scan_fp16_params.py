@@ -4,7 +4,7 @@ Why: FP16 exports used to round A, D and delta_bias to fp16 at the scan node; th
 keep them fp32, as the CUDA kernel does (fp16 data, fp32 parameters). This measures what
 that changes on a Vim-S scan, in the standard-op body ONNX Runtime runs.
 
-What: one SelectiveScan node (``scan_model.single_scan_model``, the exporter's contract,
+What: one SelectiveScan node (``scan.model.single_scan_model``, the exporter's contract,
 its body inlined by ONNX Runtime on the CPU), Vim-S shape B=1, Dc=768, L=257, N=16,
 softplus + delta_bias + D + z, forward direction. Graphs compared:
 
@@ -53,7 +53,7 @@ import onnxruntime as ort  # noqa: E402
 from onnx import TensorProto  # noqa: E402
 
 from cvgl_edge.bench.machine import load_average, machine_info  # noqa: E402
-from cvgl_edge.export.scan_model import single_scan_model  # noqa: E402
+from cvgl_edge.export.scan.model import single_scan_model  # noqa: E402
 
 SHAPE = dict(batch=1, channels=768, length=257, nstate=16)  # Vim-S, one direction
 #: (row label, data type, parameter type) of the graphs compared.

@@ -19,9 +19,9 @@ import onnx
 import torch
 
 from cvgl_edge.bench.machine import cpu_model, machine_info
-from cvgl_edge.export.onnx_export import export_branch
-from cvgl_edge.export.trt_backend import load_backend
-from cvgl_edge.export.trt_build import EngineOptions, build_engine
+from cvgl_edge.export.onnx.exporter import export_branch
+from cvgl_edge.runtime.tensorrt.backend import load_backend
+from cvgl_edge.export.tensorrt.build import EngineOptions, build_engine
 from cvgl_edge.models import build_model
 
 TINY = dict(depth=2, embed_dim=32, ground_size=(32, 128), satellite_size=(64, 64))

@@ -223,7 +223,7 @@ def tiny_onnx(work: Path) -> Path:
     import onnx
     import torch
 
-    from cvgl_edge.export.onnx_export import export_branch
+    from cvgl_edge.export.onnx.exporter import export_branch
     from cvgl_edge.models import build_model
 
     torch.manual_seed(0)

@@ -15,9 +15,9 @@ from typing import Any
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError, first_line
-from cvgl_edge.export.plugin_cache import list_builds
+from cvgl_edge.export.plugin.cache import list_builds
 from cvgl_edge.extras import TRAIN_INSTALL, is_missing_torch
-from cvgl_edge.runtime.cuda_memory import choose_strategy
+from cvgl_edge.runtime.tensorrt.cuda_memory import choose_strategy
 
 #: Packages whose version is reported: import name -> label.
 MODULES = {"mamba_ssm": "mamba_ssm", "onnx": "onnx", "onnxruntime": "onnxruntime", "tensorrt": "tensorrt",

@@ -1,4 +1,4 @@
-"""A stand-in for the ``tensorrt`` module: the builder, parser and plugin registry parts trt_build uses.
+"""A stand-in for the ``tensorrt`` module: the builder, parser and plugin registry parts export.tensorrt.build uses.
 
 Why: this machine has no GPU and no TensorRT 10.x (only tensorrt_rtx, which has no implicit INT8
 and cannot run custom plugins), so the TensorRT 10.x/11.x build paths run against this fake. It
@@ -26,9 +26,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from cvgl_edge.export import scan_contract as contract
-from cvgl_edge.export.scan_function import build_scan_function
-from cvgl_edge.export.trt_backend import TrtBackend
+from cvgl_edge.export.scan import contract
+from cvgl_edge.export.scan.function import build_scan_function
+from cvgl_edge.runtime.tensorrt.backend import TrtBackend
 
 #: The fake parser prefers a registered plugin over the local function from this version on.
 PLUGIN_FIRST = (10, 7)
@@ -327,7 +327,7 @@ class FakeBuilder:
 
 
 class FakeTrt(SimpleNamespace):
-    """The parts of ``tensorrt`` 10.x/11.x that trt_build / trt_implicit_int8 touch."""
+    """The parts of ``tensorrt`` 10.x/11.x that export.tensorrt.build / .implicit_int8 touch."""
 
     def __init__(self, version: str = "10.3.0", calibrators: bool = True,
                  input_hw: tuple[int, int] = (32, 128)) -> None:

@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cvgl_edge.export.native_toolchain import (
+from cvgl_edge.export.plugin.toolchain import (
     NATIVE_SOURCES, TensorRTHeaders, cuda_include_dir, find_nvcc, read_tensorrt_headers,
 )
 

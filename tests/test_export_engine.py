@@ -11,9 +11,9 @@ import onnx
 import pytest
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.runtime import trt_backend
+from cvgl_edge.runtime.tensorrt import backend as trt_backend
 from cvgl_edge.export.pipeline import ExportRequest, run_export
-from cvgl_edge.export.trt_build import EngineOptions, build_engine, read_sidecar
+from cvgl_edge.export.tensorrt.build import EngineOptions, build_engine, read_sidecar
 from cvgl_edge.models import build_model, save_checkpoint
 from tiny import TINY
 from trt_available import has_tensorrt

@@ -14,16 +14,16 @@ import torch
 from onnx import TensorProto, numpy_helper
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export import scan_contract as contract
-from cvgl_edge.export import trt_backend
+from cvgl_edge.export.scan import contract
+from cvgl_edge.runtime.tensorrt import backend as trt_backend
 from cvgl_edge.export import verify as verify_module
-from cvgl_edge.export.fp16_model import FP32_ISLANDS, half_model
-from cvgl_edge.export.onnx_metadata import read_metadata, state_dict_sha256
-from cvgl_edge.export.onnx_validate import checker_error, cosine_rows, ort_session, torch_descriptors
+from cvgl_edge.export.onnx.fp16 import FP32_ISLANDS, half_model
+from cvgl_edge.export.onnx.metadata import read_metadata, state_dict_sha256
+from cvgl_edge.export.onnx.validate import checker_error, cosine_rows, ort_session, torch_descriptors
 from cvgl_edge.export.pipeline import ExportRequest, run_export
 from cvgl_edge.export.sample_images import sample_images
-from cvgl_edge.export.scan_function import build_scan_function
-from cvgl_edge.export.scan_translation import translation_table
+from cvgl_edge.export.scan.function import build_scan_function
+from cvgl_edge.export.scan.translation import translation_table
 from cvgl_edge.models import build_model, save_checkpoint
 from cvgl_edge.models.mixer import BiMambaMixer
 from cvgl_edge.ops import selective_scan_reference

@@ -13,14 +13,14 @@ import onnx
 import pytest
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export import int8_quantize
-from cvgl_edge.export import scan_contract as contract
-from cvgl_edge.export.calibration import choose_indices, load_recipe, recipe_from_dict
-from cvgl_edge.export.int8_pipeline import artifact_paths
-from cvgl_edge.export.onnx_validate import cosine_rows, ort_session, torch_descriptors
+from cvgl_edge.export.int8 import quantize as int8_quantize
+from cvgl_edge.export.scan import contract
+from cvgl_edge.export.int8.calibration import choose_indices, load_recipe, recipe_from_dict
+from cvgl_edge.export.int8.pipeline import artifact_paths
+from cvgl_edge.export.onnx.validate import cosine_rows, ort_session, torch_descriptors
 from cvgl_edge.export.pipeline import ExportRequest, run_export
 from cvgl_edge.export.sample_images import sample_images
-from cvgl_edge.export.trt_cache import parse_trt_cache
+from cvgl_edge.export.tensorrt.calibration_cache import parse_trt_cache
 from cvgl_edge.models import build_model, save_checkpoint
 
 from tiny import TINY
@@ -187,7 +187,7 @@ def test_shipped_recipe_matches_default():
 
 
 def test_missing_dataset_is_user_error(tmp_path):
-    from cvgl_edge.export.calibration import calibration_images
+    from cvgl_edge.export.int8.calibration import calibration_images
 
     recipe = recipe_from_dict({**RECIPE, "dataset": f"cvusa:{tmp_path / 'nowhere'}"})
     with pytest.raises(CvglError):

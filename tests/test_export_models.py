@@ -11,10 +11,10 @@ import torch
 from onnx import TensorProto
 
 from cvgl_edge.models.cost import model_cost, params_total
-from cvgl_edge.export.onnx_export import expected_scan_nodes
-from cvgl_edge.export.onnx_metadata import read_metadata
+from cvgl_edge.export.onnx.exporter import expected_scan_nodes
+from cvgl_edge.export.onnx.metadata import read_metadata
 from cvgl_edge.export.pipeline import ExportRequest, run_export
-from cvgl_edge.export.trt_build import EngineOptions, build_engine
+from cvgl_edge.export.tensorrt.build import EngineOptions, build_engine
 from cvgl_edge.models import build_model, save_checkpoint
 from trt_available import has_tensorrt
 

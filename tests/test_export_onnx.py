@@ -14,12 +14,12 @@ import torch
 
 from cvgl_edge.data.normalize import MEAN_RGB, STD_RGB
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export import scan_contract as contract
-from cvgl_edge.export.onnx_format import IR_VERSION
-from cvgl_edge.export.onnx_metadata import read_metadata, state_dict_sha256
-from cvgl_edge.export.onnx_validate import checker_error, cosine_rows, ort_session, torch_descriptors
+from cvgl_edge.export.scan import contract
+from cvgl_edge.export.onnx.versions import IR_VERSION
+from cvgl_edge.export.onnx.metadata import read_metadata, state_dict_sha256
+from cvgl_edge.export.onnx.validate import checker_error, cosine_rows, ort_session, torch_descriptors
 from cvgl_edge.export.pipeline import ExportRequest, check_request, run_export
-from cvgl_edge.export.scan_model import single_scan_model
+from cvgl_edge.export.scan.model import single_scan_model
 from cvgl_edge.models import build_model, save_checkpoint
 from cvgl_edge.ops import selective_scan_reference
 from cvgl_edge.ops.testing import random_scan_inputs

@@ -2,7 +2,7 @@
 
 Why these tests: TensorRT 10.0-10.6 (JetPack 6 ships 10.3) import a node through the model's
 local function before they look for a plugin, so a build given ``--plugin-lib`` made loops and
-never used the plugin, silently. trt_build now hands the parser the model without that
+never used the plugin, silently. tensorrt.build now hands the parser the model without that
 function when a plugin library is given, and stops unless every scan became a plugin layer.
 Run against the stand-in ``tensorrt`` of tests/fake_tensorrt.py, whose parser follows
 onnx-tensorrt's order for its version (< 10.7: function first; >= 10.7: plugin first).
@@ -19,11 +19,12 @@ import pytest
 from onnx import TensorProto, helper
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export import scan_contract as contract
-from cvgl_edge.export import trt_build, trt_engine_step
-from cvgl_edge.export.trt_build import EngineOptions, build_engine, read_sidecar
-from cvgl_edge.export.scan_model import single_scan_model
-from cvgl_edge.export.trt_backend import collecting_logger, load_backend
+from cvgl_edge.export.scan import contract
+from cvgl_edge.export.tensorrt import build as trt_build
+from cvgl_edge.export.tensorrt import engine_step as trt_engine_step
+from cvgl_edge.export.tensorrt.build import EngineOptions, build_engine, read_sidecar
+from cvgl_edge.export.scan.model import single_scan_model
+from cvgl_edge.runtime.tensorrt.backend import collecting_logger, load_backend
 from fake_tensorrt import LOOP_TYPES, PLUGIN_NOT_FOUND, fake_backend, scan_model, scan_node, write_plugin_lib
 
 SCANS = 3

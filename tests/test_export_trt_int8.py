@@ -22,11 +22,13 @@ import pytest
 from onnx import TensorProto, helper
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export import trt_engine_step, trt_gpu_facts, trt_implicit_int8
-from cvgl_edge.export.calibration import calibration_images, recipe_from_dict
-from cvgl_edge.export.trt_build import EngineOptions, build_engine, read_sidecar
-from cvgl_edge.export.trt_cache import parse_trt_cache
-from cvgl_edge.export.trt_calibrator import CacheKey, cache_status, key_path, padded_batches
+from cvgl_edge.export.tensorrt import engine_step as trt_engine_step
+from cvgl_edge.export.tensorrt import gpu_facts as trt_gpu_facts
+from cvgl_edge.export.tensorrt import implicit_int8 as trt_implicit_int8
+from cvgl_edge.export.int8.calibration import calibration_images, recipe_from_dict
+from cvgl_edge.export.tensorrt.build import EngineOptions, build_engine, read_sidecar
+from cvgl_edge.export.tensorrt.calibration_cache import parse_trt_cache
+from cvgl_edge.export.tensorrt.calibrator import CacheKey, cache_status, key_path, padded_batches
 from fake_tensorrt import fake_backend, scan_model, scan_node
 from fake_tensorrt import make_enum as _enum
 
@@ -191,7 +193,7 @@ def test_implicit_needs_tensorrt10(tmp_path, backend, found):
 
 def test_implicit_with_installed_tensorrt_rtx_is_refused(tmp_path):
     pytest.importorskip("tensorrt_rtx")
-    from cvgl_edge.export.trt_backend import load_backend
+    from cvgl_edge.runtime.tensorrt.backend import load_backend
 
     backend = load_backend(prefer="tensorrt_rtx")
     with pytest.raises(CvglError, match=r"needs TensorRT 10\.x.*\(found tensorrt_rtx "):
@@ -214,7 +216,7 @@ def test_missing_recipe_data_and_wrong_inputs(fake, tmp_path):
 
 
 def test_no_gpu_for_calibration_is_one_line_error(tmp_path, monkeypatch):
-    """The real device-memory path (runtime/cuda_memory.py) on a machine without a GPU."""
+    """The real device-memory path (runtime/tensorrt/cuda_memory.py) on a machine without a GPU."""
     import torch
 
     if torch.cuda.is_available():
@@ -318,7 +320,7 @@ def test_gpu_facts_from_cuda_python(monkeypatch):
 
 def test_full_tensorrt_sidecar_records_build_gpu(fake, tmp_path, monkeypatch):
     facts = {"name": "Orin", "compute_capability": "8.7", "driver": "12.6", "cuda_runtime": "12.6"}
-    monkeypatch.setattr("cvgl_edge.export.trt_build.gpu_facts", lambda: facts)
+    monkeypatch.setattr("cvgl_edge.export.tensorrt.build.gpu_facts", lambda: facts)
     side = build_engine(_fp32_onnx(tmp_path / "m.onnx"), tmp_path / "m.engine", EngineOptions(), fake)
     assert side["gpu"] == facts and side["compute_capabilities"] == ["8.7"] and side["strongly_typed"]
     assert side["precision"] == "fp32" and side["int8_mode"] is None and fake.trt.last_network.flags == 2
@@ -348,8 +350,8 @@ def test_real_tensorrt10_implicit_int8(tmp_path):
     """Real TensorRT 10.x: export the tiny model, calibrate, build; the rebuild reuses the cache."""
     import torch
 
-    from cvgl_edge.export.onnx_export import export_branch
-    from cvgl_edge.export.trt_backend import load_backend
+    from cvgl_edge.export.onnx.exporter import export_branch
+    from cvgl_edge.runtime.tensorrt.backend import load_backend
     from cvgl_edge.models import build_model
     from tiny import TINY
 

@@ -20,7 +20,7 @@ import pytest
 from autopilot_sim import AutopilotPeer, SimulatedAutopilot, documented
 from cvgl_edge.errors import CvglError
 from cvgl_edge.localize.autopilot import PARAMETERS, parameters_for, parse_messages, profile
-from cvgl_edge.localize.command import MavlinkRequest
+from cvgl_edge.localize.run import MavlinkRequest
 from cvgl_edge.data.geomap import latlon_to_local
 from cvgl_edge.localize.mavlink_fields import (
     IGNORE_ALT, IGNORE_HDOP, IGNORE_SPEED_ACCURACY, IGNORE_VEL_HORIZ, IGNORE_VEL_VERT, IGNORE_VERTICAL_ACCURACY,

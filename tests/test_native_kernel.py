@@ -24,7 +24,7 @@ import pytest
 
 import native_build
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export.native_toolchain import (
+from cvgl_edge.export.plugin.toolchain import (
     NATIVE_SOURCES, find_cmake, find_nvcc, find_tensorrt_headers, nvcc_architectures,
 )
 

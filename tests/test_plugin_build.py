@@ -18,9 +18,11 @@ import pytest
 
 import native_build
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export import plugin_build, plugin_cache, trt_engine_step
-from cvgl_edge.export.native_toolchain import find_cmake, find_nvcc
-from cvgl_edge.export.plugin_cache import PluginBuild, build_folder, find_plugin, sources_sha256
+from cvgl_edge.export.plugin import build as plugin_build
+from cvgl_edge.export.plugin import cache as plugin_cache
+from cvgl_edge.export.tensorrt import engine_step as trt_engine_step
+from cvgl_edge.export.plugin.toolchain import find_cmake, find_nvcc
+from cvgl_edge.export.plugin.cache import PluginBuild, build_folder, find_plugin, sources_sha256
 from fake_tensorrt import fake_backend
 
 needs_toolchain = pytest.mark.skipif(
@@ -98,7 +100,7 @@ def test_missing_headers_name_the_jetpack_package(monkeypatch, tmp_path):
     with pytest.raises(CvglError, match=r"--tensorrt-root .*: no NvInfer.h"):
         plugin_build.plan_build(tmp_path, architectures=[87])
     monkeypatch.delenv("TENSORRT_ROOT", raising=False)
-    monkeypatch.setattr("cvgl_edge.export.native_toolchain.SYSTEM_TENSORRT_INCLUDES", (tmp_path,))
+    monkeypatch.setattr("cvgl_edge.export.plugin.toolchain.SYSTEM_TENSORRT_INCLUDES", (tmp_path,))
     with pytest.raises(CvglError, match=r"sudo apt install libnvinfer-dev"):
         plugin_build.plan_build(architectures=[87])
 

@@ -19,13 +19,13 @@ import torch
 
 from cvgl_edge.errors import CvglError
 from cvgl_edge.models import build_model
-from cvgl_edge.runtime import cuda_memory
-from cvgl_edge.runtime.cuda_memory import (
+from cvgl_edge.runtime.tensorrt import cuda_memory
+from cvgl_edge.runtime.tensorrt.cuda_memory import (
     NO_CUDA_BINDINGS, NO_GPU, CudaPythonMemory, GpuInfo, PycudaMemory, TorchCudaMemory, choose_strategy,
     open_device_memory,
 )
-from cvgl_edge.runtime.trt_backend import TrtBackend
-from cvgl_edge.runtime.trt_encoder import TrtEncoder
+from cvgl_edge.runtime.tensorrt.backend import TrtBackend
+from cvgl_edge.runtime.tensorrt.encoder import TrtEncoder
 from test_runtime_trt import VERSION, FakeCudart, FakeTrt, one_line, write_engine
 from tiny import TINY
 

@@ -15,11 +15,11 @@ import torch
 from cvgl_edge.errors import CvglError
 from cvgl_edge.eval.embed import embed_with_encoders
 from cvgl_edge.eval.evaluate import evaluate_source, sized_dataset
-from cvgl_edge.export.onnx_export import export_branch, save_onnx
-from cvgl_edge.export.onnx_validate import cosine_rows
+from cvgl_edge.export.onnx.exporter import export_branch, save_onnx
+from cvgl_edge.export.onnx.validate import cosine_rows
 from cvgl_edge.models import build_model, save_checkpoint
 from cvgl_edge.runtime import open_encoder
-from cvgl_edge.runtime.ort_encoder import OrtEncoder
+from cvgl_edge.runtime.onnxruntime.encoder import OrtEncoder
 from test_cli import _assert_one_line_error, cli
 from tiny import TINY
 

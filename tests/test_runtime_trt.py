@@ -20,13 +20,13 @@ import pytest
 import torch
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export.trt_backend import TrtBackend
+from cvgl_edge.runtime.tensorrt.backend import TrtBackend
 from cvgl_edge.models import build_model
-from cvgl_edge.runtime.cuda_memory import (
+from cvgl_edge.runtime.tensorrt.cuda_memory import (
     NO_GPU, CudaPythonMemory, DeviceBuffer, DeviceMemory, GpuInfo, TorchCudaMemory,
 )
-from cvgl_edge.runtime.engine_checks import check_tensorrt
-from cvgl_edge.runtime.trt_encoder import TrtEncoder, cuda_index
+from cvgl_edge.runtime.tensorrt.engine_checks import check_tensorrt
+from cvgl_edge.runtime.tensorrt.encoder import TrtEncoder, cuda_index
 from tiny import TINY
 
 VERSION = "10.7.0"
@@ -457,7 +457,7 @@ def test_real_memory_strategies_refuse_without_gpu():
 # -- a real engine on a real GPU (skipped here) -----------------------------------------------
 def _tensorrt_or_none():
     try:
-        from cvgl_edge.export.trt_backend import load_backend
+        from cvgl_edge.runtime.tensorrt.backend import load_backend
 
         return load_backend()
     except CvglError:
@@ -475,8 +475,8 @@ def gpu_with_tensorrt(test):
 
 @pytest.fixture(scope="module")
 def real_engine(tmp_path_factory, model):
-    from cvgl_edge.export.onnx_export import export_branch, save_onnx
-    from cvgl_edge.export.trt_build import EngineOptions, build_engine
+    from cvgl_edge.export.onnx.exporter import export_branch, save_onnx
+    from cvgl_edge.export.tensorrt.build import EngineOptions, build_engine
 
     root = tmp_path_factory.mktemp("trt")
     onnx_path = save_onnx(export_branch(model, "satellite", 18), root / "geossm-nano-satellite.onnx")
@@ -488,7 +488,7 @@ def real_engine(tmp_path_factory, model):
 @gpu_with_tensorrt
 @pytest.mark.parametrize("strategy", ["torch", "cuda-python"])
 def test_real_engine_matches_pytorch(real_engine, model, strategy):
-    from cvgl_edge.runtime.cuda_memory import open_device_memory
+    from cvgl_edge.runtime.tensorrt.cuda_memory import open_device_memory
 
     if strategy == "cuda-python":
         pytest.importorskip("cuda.bindings.runtime")

@@ -262,8 +262,8 @@ def test_verify_table_fits(precision):
 
 
 def test_plugin_tables_fit(tmp_path, monkeypatch):
-    from cvgl_edge.export.plugin_cache import PluginBuild, build_folder, plugins_dir
-    from cvgl_edge.export.plugin_command import _table
+    from cvgl_edge.export.plugin.cache import PluginBuild, build_folder, plugins_dir
+    from cvgl_edge.cli.plugin import _table
 
     monkeypatch.setenv("CVGL_EDGE_CACHE", str(tmp_path / "home" / "jetson" / ".cache" / "cvgl-edge"))
 
@@ -282,7 +282,7 @@ def test_plugin_tables_fit(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- models, doctor, autopilot-params
 
 def test_models_table_fits():
-    from cvgl_edge.cli import models_table
+    from cvgl_edge.cli.info import models_table
     from cvgl_edge.models import list_models
 
     rows = [{"name": name, "ground_size": [128, 512], "satellite_size": [256, 256], "descriptor_dim": 1024,
@@ -309,7 +309,7 @@ def test_doctor_table_fits():
 ])
 def test_autopilot_params_table_fits(autopilot, messages):
     from cvgl_edge.localize.autopilot import parameters_for, parse_messages, profile
-    from cvgl_edge.localize.command import autopilot_params_table
+    from cvgl_edge.cli.localize import autopilot_params_table
 
     chosen = profile(autopilot)
     chosen_messages = parse_messages(messages, chosen)

@@ -116,7 +116,7 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
     """Made with PyTorch (this process): the TINY model's exported satellite branch and its checkpoint."""
     import torch
 
-    from cvgl_edge.export.onnx_export import export_branch, save_onnx
+    from cvgl_edge.export.onnx.exporter import export_branch, save_onnx
     from cvgl_edge.models import build_model, save_checkpoint
 
     root = tmp_path_factory.mktemp("deploy_artifacts")

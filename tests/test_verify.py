@@ -119,7 +119,7 @@ def test_engines_go_through_the_tensorrt_encoder(exported):
     import hashlib
 
     from cvgl_edge.errors import CvglError
-    from cvgl_edge.export.trt_backend import load_backend
+    from cvgl_edge.runtime.tensorrt.backend import load_backend
 
     root, checkpoint, _, _ = exported
     engine = root / "geossm-nano-ground.engine"

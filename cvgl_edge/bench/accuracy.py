@@ -70,7 +70,7 @@ def recall(descriptors: dict[str, np.ndarray]) -> dict[str, float]:
 
 def agreement(descriptors: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Per-view cosine between this variant's descriptors and the reference variant's."""
-    from cvgl_edge.export.onnx_validate import cosine_rows
+    from cvgl_edge.export.onnx.validate import cosine_rows
 
     result = {}
     for view in ("ground", "satellite"):

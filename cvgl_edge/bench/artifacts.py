@@ -19,7 +19,7 @@ import torch
 
 from cvgl_edge.bench.plan import Variant
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export.trt_build import read_sidecar
+from cvgl_edge.export.tensorrt.build import read_sidecar
 from cvgl_edge.io import atomic_torch_save
 from cvgl_edge.runtime.artifacts import BACKEND_SUFFIX, VIEWS, ArtifactName
 

@@ -102,7 +102,7 @@ class LoadedModel:
 def load_model(request: BenchRequest) -> LoadedModel:
     """The benchmarked model in fp32 on the CPU (cost counting and exports start from it)."""
     from cvgl_edge.eval.evaluate import trained_data_options
-    from cvgl_edge.export.onnx_metadata import state_dict_sha256
+    from cvgl_edge.export.onnx.metadata import state_dict_sha256
     from cvgl_edge.models import build_model
     from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 

@@ -1,7 +1,8 @@
-"""The retrieval protocols of a data spec: dispatch to the dataset that defines them.
+"""The retrieval protocols of a data spec: the dataset's registry entry builds them.
 
 Why apart from ``data.protocol``: the datasets build :class:`RetrievalProtocol` records, and
-this module imports the datasets; with both in one module the two import each other.
+this module reaches the datasets (through ``data.registry``); with both in one module the two
+would import each other.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from pathlib import Path
 
 from cvgl_edge.data.layout import resolve_spec
 from cvgl_edge.data.protocol import VARIANTS, RetrievalProtocol, split_spec
-from cvgl_edge.data.university1652 import university1652_protocols
-from cvgl_edge.data.vigor import vigor_protocols
+from cvgl_edge.data.registry import dataset_kind
 from cvgl_edge.errors import CvglError
 
 
@@ -29,11 +29,9 @@ def build_protocols(spec: str, split: str, ground_size: tuple[int, int] = (128, 
     if variant not in VARIANTS:
         raise CvglError(f"unknown protocol variant {variant!r} (valid: {', '.join(VARIANTS)})")
     scheme, arg = split_spec(resolve_spec(spec))
+    kind = dataset_kind(scheme, spec)
+    if kind.protocols is None:
+        return []
     sizes = {"ground_size": (int(ground_size[0]), int(ground_size[1])),
              "satellite_size": (int(satellite_size[0]), int(satellite_size[1])), "polar": bool(polar)}
-    if scheme == "university1652":
-        return university1652_protocols(Path(arg).expanduser(), split, variant, **sizes)
-    if scheme in ("vigor", "vigor-cross"):
-        return vigor_protocols(Path(arg).expanduser(), split, cross_area=scheme == "vigor-cross", variant=variant,
-                               **sizes)
-    return []
+    return kind.protocols(Path(arg).expanduser(), split, variant, **sizes)

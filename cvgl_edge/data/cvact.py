@@ -25,13 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 
 from cvgl_edge.data.georef import utm_to_latlon
 from cvgl_edge.data.pairs import PairIndex, check_pairs_exist, require_dir, require_file
 from cvgl_edge.errors import CvglError
 
 MAT_NAME = "ACT_data.mat"
+LAYOUT = MAT_NAME
+
+
+def looks_like_cvact(root: Path) -> bool:
+    """True when ``root`` holds CVACT's index file."""
+    return (root / MAT_NAME).is_file()
 UTM_ZONE, UTM_SOUTH = 55, True
 _FOLDERS = {"train": "ANU_data_small", "val": "ANU_data_small", "test": "ANU_data_test"}
 _SETS = {"train": ("trainSet", "trainInd"), "val": ("valSet", "valInd"), "test": ("testSet", "testInd")}
@@ -114,6 +119,8 @@ def pano_ids(mat: dict[str, Any], mat_path: Path) -> list[str]:
 
 def read_act_mat(mat_path: Path) -> dict[str, Any]:
     """Load ACT_data.mat with scipy, turning format errors into one-line CvglErrors."""
+    import scipy.io  # a training-side dependency: the deployment install has no scipy
+
     require_file(mat_path, "CVACT index file")
     try:
         return scipy.io.loadmat(str(mat_path))

@@ -20,6 +20,12 @@ from cvgl_edge.data.pairs import PairIndex, check_pairs_exist, require_dir, requ
 from cvgl_edge.errors import CvglError
 
 SPLIT_FILES = {"train": "train-19zl.csv", "val": "val-19zl.csv"}
+LAYOUT = "splits/train-19zl.csv"
+
+
+def looks_like_cvusa(root: Path) -> bool:
+    """True when ``root`` holds CVUSA's split files."""
+    return any((root / "splits" / name).is_file() for name in SPLIT_FILES.values())
 
 
 def read_split_csv(csv_path: Path) -> list[tuple[str, str]]:

@@ -36,19 +36,17 @@ from torch.utils.data import Dataset
 
 from cvgl_edge.data.augment import PairAugment, mirror_panorama, mirror_tile, roll_panorama, rotate_tile
 from cvgl_edge.data.nuisance import photometric
-from cvgl_edge.data.cvact import load_cvact
-from cvgl_edge.data.cvusa import load_cvusa
 from cvgl_edge.data.images import check_size, read_image, resize
 from cvgl_edge.data.layout import resolve_spec
 from cvgl_edge.data.normalize import to_tensor
 from cvgl_edge.data.pairs import PairIndex
 from cvgl_edge.data.polar import default_polar_source_side, polar_transform
+from cvgl_edge.data.registry import DATASETS, DatasetKind, dataset_kind
 from cvgl_edge.data.synthetic import SyntheticSpec, load_or_generate
 from cvgl_edge.errors import CvglError
+from cvgl_edge.views import QUERY_VIEWS
 
-SCHEMES = ("synthetic", "synthetic:N", "synthetic-drone", "synthetic-drone:N", "cvusa:PATH", "cvact:PATH",
-           "university1652:PATH", "vigor:PATH", "vigor-cross:PATH", "PATH")
-QUERY_VIEWS = ("ground", "drone")
+SCHEMES = tuple(kind.spec for kind in DATASETS.values()) + ("PATH",)
 DEFAULT_SYNTHETIC_TRAIN = 2000
 DEFAULT_SYNTHETIC_EVAL = 200
 
@@ -224,28 +222,15 @@ class CrossViewDataset(Dataset):
         }
 
 
-def _parse_spec(spec: str) -> tuple[str, str]:
+def _parse_spec(spec: str) -> tuple[DatasetKind, str]:
     scheme, _, arg = resolve_spec(spec).partition(":")
-    scheme = scheme.strip().lower()
-    if scheme not in ("synthetic", "synthetic-drone", "cvusa", "cvact", "university1652", "vigor", "vigor-cross"):
-        raise CvglError(f"unknown dataset spec {spec!r} (valid: {', '.join(SCHEMES)})")
-    return scheme, arg.strip()
+    return dataset_kind(scheme, spec), arg.strip()
 
 
-def _file_source(scheme: str, root: Path, split: str, seed: int, skip_missing: bool) -> PairSource:
-    """The paired source of a dataset on disk."""
-    if scheme == "university1652":
-        from cvgl_edge.data import university1652 as u1652
-
-        if u1652.split_name(split) == "train":
-            return u1652.ClassDronePairSource(u1652.load_train(root), seed=seed)
-        return FilePairSource(u1652.paired_test_index(root, split))
-    if scheme in ("vigor", "vigor-cross"):
-        from cvgl_edge.data.vigor import load_vigor, paired_index
-
-        return FilePairSource(paired_index(load_vigor(root, split, cross_area=scheme == "vigor-cross")))
-    loader = load_cvusa if scheme == "cvusa" else load_cvact
-    return FilePairSource(loader(root, split, skip_missing=skip_missing))
+def _file_source(kind: DatasetKind, root: Path, split: str, seed: int, skip_missing: bool) -> PairSource:
+    """The paired source of a dataset on disk (the registry's loader; a PairIndex is read from files)."""
+    loaded = kind.pairs(root, split, seed, skip_missing)
+    return FilePairSource(loaded) if isinstance(loaded, PairIndex) else loaded
 
 
 def _synthetic_source(arg: str, split: str, ground_size: tuple[int, int], satellite_size: tuple[int, int],
@@ -311,15 +296,16 @@ def build_dataset(spec: str, split: str, ground_size: tuple[int, int] = (128, 51
     200), ``query`` ("ground" or "drone"), ``cache_dir``, ``data_seed`` and any
     :class:`SyntheticSpec` field (e.g. ``nuisance``, ``footprint_px``).
     """
-    scheme, arg = _parse_spec(spec)
+    kind, arg = _parse_spec(spec)
+    scheme = kind.scheme
     ground_size = (int(ground_size[0]), int(ground_size[1]))
     satellite_size = (int(satellite_size[0]), int(satellite_size[1]))
     strict = bool(kw.pop("strict_size", False))
     skip_missing = bool(kw.pop("skip_missing", False))
     polar_side = int(kw.pop("polar_source_side", 0) or default_polar_source_side(satellite_size))
     source: PairSource
-    query_view = "drone" if scheme in ("synthetic-drone", "university1652") else "ground"
-    if scheme.startswith("synthetic"):
+    query_view = kind.query_view
+    if kind.pairs is None:  # generated
         if not polar and satellite_size[0] != satellite_size[1]:
             raise CvglError(f"satellite_size must be square without polar=True, got {satellite_size}")
         source = _synthetic_source(arg, split, ground_size, satellite_size, polar, polar_side, seed, kw, scheme)
@@ -328,7 +314,7 @@ def build_dataset(spec: str, split: str, ground_size: tuple[int, int] = (128, 51
             raise CvglError(f"unknown option(s) for {scheme}: {', '.join(sorted(kw))}")
         if not arg:
             raise CvglError(f"dataset spec {spec!r} needs a path: {scheme}:PATH")
-        source = _file_source(scheme, Path(arg).expanduser(), split, seed, skip_missing)
+        source = _file_source(kind, Path(arg).expanduser(), split, seed, skip_missing)
     aug = PairAugment(satellite_is_polar=polar) if augment else None
     return CrossViewDataset(source, ground_size, satellite_size, polar=polar, augment=aug, seed=seed,
                             strict_size=strict, polar_source_side=polar_side, query_view=query_view)

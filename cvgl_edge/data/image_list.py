@@ -16,9 +16,9 @@ from cvgl_edge.data.images import read_image, resize
 from cvgl_edge.data.normalize import to_tensor
 from cvgl_edge.data.polar import default_polar_source_side, polar_transform
 from cvgl_edge.errors import CvglError
+from cvgl_edge.views import IMAGE_VIEWS
 
 #: model views an image list can belong to ("drone" = aerial photos through the aerial branch)
-IMAGE_VIEWS = ("ground", "satellite", "drone")
 
 
 class ImageListDataset(Dataset):

@@ -9,32 +9,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cvgl_edge.data.university1652 import looks_like_university1652
-from cvgl_edge.data.vigor import looks_like_vigor
+from cvgl_edge.data.registry import DATASETS, detectable
 from cvgl_edge.errors import CvglError
 
 #: schemes a spec may name explicitly (datasets.build_dataset accepts these)
-SCHEME_NAMES = ("synthetic", "synthetic-drone", "cvusa", "cvact", "university1652", "vigor", "vigor-cross")
+SCHEME_NAMES = tuple(DATASETS)
 
-EXPECTED = ("CVUSA (splits/train-19zl.csv), CVACT (ACT_data.mat), University-1652 "
-            "(train/{satellite,drone}/ or test/{query_drone,gallery_satellite}/) or VIGOR "
-            "(<City>/panorama/ and splits/<City>/satellite_list.txt); or name one: "
-            "cvusa:PATH, cvact:PATH, university1652:PATH, vigor:PATH, vigor-cross:PATH")
+
+def expected_layouts() -> str:
+    """What each detectable layout looks like, and the schemes that name one explicitly."""
+    kinds = detectable()
+    layouts = ", ".join(k.layout for k in kinds[:-1]) + f" or {kinds[-1].layout}"
+    named = ", ".join(k.spec for k in DATASETS.values() if k.spec.endswith(":PATH"))
+    return f"{layouts}; or name one: {named}"
 
 
 def detect_layout(root: Path) -> str:
     """The scheme whose public layout ``root`` holds; CvglError (one line) if none does."""
     if not root.is_dir():
         raise CvglError(f"dataset folder not found: {root}")
-    if (root / "splits" / "train-19zl.csv").is_file() or (root / "splits" / "val-19zl.csv").is_file():
-        return "cvusa"
-    if (root / "ACT_data.mat").is_file():
-        return "cvact"
-    if looks_like_university1652(root):
-        return "university1652"
-    if looks_like_vigor(root):
-        return "vigor"
-    raise CvglError(f"{root} matches no known dataset layout: expected {EXPECTED}")
+    for kind in detectable():
+        if kind.looks_like(root):
+            return kind.scheme
+    raise CvglError(f"{root} matches no known dataset layout: expected {expected_layouts()}")
 
 
 def resolve_spec(spec: str) -> str:

@@ -36,6 +36,7 @@ from cvgl_edge.data.images import read_image
 from cvgl_edge.data.pairs import PairIndex
 from cvgl_edge.data.protocol import RetrievalProtocol
 from cvgl_edge.errors import CvglError
+from cvgl_edge.views import direction
 
 NAME = "University-1652"
 TRAIN_FOLDERS = ("satellite", "drone")
@@ -216,8 +217,8 @@ def university1652_protocols(root: Path, split: str, variant: str = "official",
         raise CvglError(f"{NAME} is evaluated on its test split (or val, an alias); got {split!r}")
     test = load_test(root)
     return [
-        class_protocol("drone->satellite", test["query_drone"], test["gallery_satellite"], "drone", "satellite",
+        class_protocol(direction("drone", "satellite"), test["query_drone"], test["gallery_satellite"], "drone", "satellite",
                        variant, ("query_drone", "gallery_satellite"), **sizes),
-        class_protocol("satellite->drone", test["query_satellite"], test["gallery_drone"], "satellite", "drone",
+        class_protocol(direction("satellite", "drone"), test["query_satellite"], test["gallery_drone"], "satellite", "drone",
                        variant, ("query_satellite", "gallery_drone"), **sizes),
     ]

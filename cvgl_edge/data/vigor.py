@@ -37,6 +37,7 @@ import numpy as np
 from cvgl_edge.data.pairs import PairIndex
 from cvgl_edge.data.protocol import RetrievalProtocol
 from cvgl_edge.errors import CvglError
+from cvgl_edge.views import GROUND_TO_SATELLITE
 
 NAME = "VIGOR"
 CITIES = ("Chicago", "NewYork", "SanFrancisco", "Seattle")
@@ -233,6 +234,6 @@ def vigor_protocols(root: Path, split: str, cross_area: bool = False, variant: s
              f"{len(data.satellites)} tiles of {', '.join(data.cities)} (R@K: positive only; "
              "hit: no tile but the semi-positives above the positive)")
     details = {"cities": len(data.cities)}
-    return [RetrievalProtocol(f"vigor-{data.area}", "ground->satellite", variant, label, list(data.panoramas),
+    return [RetrievalProtocol(f"vigor-{data.area}", GROUND_TO_SATELLITE, variant, label, list(data.panoramas),
                               "ground", list(data.satellites), "satellite",
                               [np.array([p]) for p in data.positive], semi, details=details, dataset="vigor", **sizes)]

@@ -107,8 +107,8 @@ def index_stage(settings: DemoSettings, model: Path, mission: dict[str, Any]) ->
 def localize_stage(settings: DemoSettings, model: Path, index: dict[str, Any]) -> dict[str, Any]:
     """The loop over the synthetic flight (ONNX Runtime for an .onnx model), evaluated against the
     truth (``localize --eval``)."""
-    from cvgl_edge.localize.command import run_localization
     from cvgl_edge.localize.loop import LoopSettings
+    from cvgl_edge.localize.run import run_localization
 
     start = time.perf_counter()
     folder = settings.out_dir / "localize"

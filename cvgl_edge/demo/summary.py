@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cvgl_edge.demo.settings import DemoSettings
+from cvgl_edge.views import GROUND_TO_SATELLITE
 
 
 def _pct(v: float | None) -> str:
@@ -17,7 +18,7 @@ def _pct(v: float | None) -> str:
 
 
 def _train_line(n: int, title: str, rec: dict[str, Any], what: str) -> list[str]:
-    untrained = (rec.get("untrained") or {}).get("ground->satellite", {}).get("R@1")
+    untrained = (rec.get("untrained") or {}).get(GROUND_TO_SATELLITE, {}).get("R@1")
     return [f"{n}. {title}: {rec.get('model')} ({rec.get('params', 0) / 1e6:.2f} M parameters), "
             f"{rec.get('steps')} steps on {rec.get('train_pairs')} synthetic {what} pairs "
             f"in {rec.get('train_seconds')} s.",

@@ -10,11 +10,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cvgl_edge.progress import progress_bar
+from cvgl_edge.views import VIEWS
 
 if TYPE_CHECKING:
     from cvgl_edge.runtime.base import Encoder
 
-VIEWS = ("ground", "satellite")
 
 
 @torch.no_grad()

@@ -25,9 +25,9 @@ from cvgl_edge.eval.protocol_eval import encoder_embedder, model_embedder, proto
 from cvgl_edge.eval.scoring import Scoring, scoring_for
 from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 from cvgl_edge.models.query_view import dataset_query_view, for_dataset
+from cvgl_edge.views import GROUND_TO_SATELLITE, PAIRED_DIRECTIONS, VIEWS
 
-HEADLINE_DIRECTION = "ground->satellite"
-VIEWS = ("ground", "satellite")
+HEADLINE_DIRECTION = GROUND_TO_SATELLITE
 
 
 def headline_direction(metrics: dict[str, dict[str, float]]) -> str:
@@ -51,7 +51,7 @@ def metrics_record(metrics: dict[str, dict[str, float]], **context: Any) -> dict
 
 def paired_scoring(scoring: Scoring, pairs: int) -> dict[str, dict[str, object]]:
     """Record entry ``scoring`` of paired data: both directions rank ``pairs`` items."""
-    return {direction: scoring.describe(pairs) for direction in (HEADLINE_DIRECTION, "satellite->ground")}
+    return {direction: scoring.describe(pairs) for direction in PAIRED_DIRECTIONS}
 
 
 def data_protocols(sizes: dict[str, tuple[int, int]], data: str, split: str, polar: bool,

@@ -21,32 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from cvgl_edge.errors import CvglError
+from cvgl_edge.descriptors import as_array, check_finite  # noqa: F401 - check_finite: this module's API too
 from cvgl_edge.eval.scoring import DEFAULT_SCORING, Scoring
+from cvgl_edge.views import GROUND_TO_SATELLITE, SATELLITE_TO_GROUND
 
 RECALL_KS: tuple[int, ...] = (1, 5, 10)
 #: similarities held at once (query chunk x gallery): bounds memory on large galleries
 CHUNK_ELEMENTS = 1 << 23
 
 Positives = Sequence[Sequence[int]] | np.ndarray | None
-
-
-def as_array(descriptors: Any) -> np.ndarray:
-    """float32 (N, D) array of descriptors given as a numpy array or a torch tensor (any device)."""
-    if hasattr(descriptors, "detach"):  # a torch tensor, read without importing torch here
-        descriptors = descriptors.detach().float().cpu().numpy()
-    return np.asarray(descriptors, dtype=np.float32)
-
-
-def check_finite(descriptors: Any, what: str) -> None:
-    """CvglError when descriptors hold NaN/inf. Why here, where every metric starts: NaN
-    similarities rank every query first, so NaN weights used to score R@1 = 100 %. (Index
-    builds call it too: a NaN tile would be everyone's nearest neighbour.)"""
-    values = as_array(descriptors)
-    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-    if bad:
-        raise CvglError(f"{bad} non-finite values in the {what} descriptors (the model's weights or the images "
-                        "hold NaN/inf): retrieval metrics on them would be meaningless")
 
 
 def one_percent_k(gallery_size: int, scoring: Scoring = DEFAULT_SCORING) -> int:
@@ -183,6 +166,6 @@ def average_precision(sims: np.ndarray, true_sims: np.ndarray, trapezoid: bool) 
 def cross_view_metrics(ground: Any, satellite: Any, scoring: Scoring = DEFAULT_SCORING) -> dict[str, dict[str, float]]:
     """Metrics in both directions for paired descriptors (row i of each is one place)."""
     return {
-        "ground->satellite": retrieval_metrics(ground, satellite, scoring=scoring),
-        "satellite->ground": retrieval_metrics(satellite, ground, scoring=scoring),
+        GROUND_TO_SATELLITE: retrieval_metrics(ground, satellite, scoring=scoring),
+        SATELLITE_TO_GROUND: retrieval_metrics(satellite, ground, scoring=scoring),
     }

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from cvgl_edge.data.layout import resolve_spec
 from cvgl_edge.data.protocol import VARIANTS
+from cvgl_edge.data.registry import dataset_kind
 from cvgl_edge.errors import CvglError
 
 
@@ -107,13 +108,10 @@ SCORINGS: dict[tuple[str, str], Scoring] = {
 #: what a bare ``retrieval_metrics`` call uses (no dataset named)
 DEFAULT_SCORING = SCORINGS[("synthetic", "official")]
 
-_FAMILY = {"synthetic-drone": "synthetic", "vigor-cross": "vigor"}
-
-
 def dataset_family(data: str) -> str:
-    """The scoring family of a data spec: synthetic, cvusa, cvact, university1652 or vigor."""
-    scheme = resolve_spec(data).partition(":")[0].strip().lower()
-    return _FAMILY.get(scheme, scheme)
+    """The scoring family of a data spec (its registry entry's): synthetic, cvusa, cvact,
+    university1652 or vigor."""
+    return dataset_kind(resolve_spec(data).partition(":")[0], data).scoring_family
 
 
 def scoring_for(data: str, variant: str = "official") -> Scoring:

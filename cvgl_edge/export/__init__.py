@@ -5,6 +5,12 @@ a standard-op local function of that name (runs in onnxruntime; TensorRT >= 10.7
 a plugin of the same name instead); INT8 as explicit QDQ ONNX (MatMul/Gemm/Conv quantized,
 scan and norms float) calibrated from a recipe in calibration/. VimGeo exports like GeoSSM;
 LRFR (ConvNeXt + GSRA + SALAD) has no scan: its files are standard ops only (no function,
-no plugin). FP16 graphs and TensorRT engines: fp16_model.py, trt_build.py.
+no plugin). FP16 graphs and TensorRT engines: onnx/fp16.py, tensorrt/build.py.
 Nothing heavy (onnx, onnxscript, onnxruntime) is imported until a submodule is used.
+
+Layout: the ``cvgl-edge export`` / ``verify`` pipeline is at this level (pipeline.py,
+verify.py, auto_verify.py, recall.py, sample_images.py); each technology has a subpackage:
+onnx/ (ONNX files), scan/ (the SelectiveScan op), int8/ (QDQ INT8), tensorrt/ (engines),
+plugin/ (the TensorRT plugin build). onnx_export.py, trt_build.py and trt_backend.py only
+keep old import paths working.
 """

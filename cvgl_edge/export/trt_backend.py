@@ -1,7 +1,7 @@
-"""Moved to :mod:`cvgl_edge.runtime.trt_backend` (running an engine needs no exporter); this
+"""Moved to :mod:`cvgl_edge.runtime.tensorrt.backend` (running an engine needs no exporter); this
 module keeps the old import path working."""
 
-from cvgl_edge.runtime.trt_backend import (
+from cvgl_edge.runtime.tensorrt.backend import (
     FLAVOURS,
     INSTALL_HINT,
     TrtBackend,

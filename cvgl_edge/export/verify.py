@@ -30,8 +30,8 @@ from torch import nn
 from cvgl_edge.errors import CvglError
 from cvgl_edge.eval.embed import embed_pairs, embed_view
 from cvgl_edge.export.recall import HEADLINE, REPORTED, headline_recall
-from cvgl_edge.export.onnx_metadata import OUTPUT_NAME, state_dict_sha256
-from cvgl_edge.export.onnx_validate import cosine_rows
+from cvgl_edge.export.onnx.metadata import OUTPUT_NAME, state_dict_sha256
+from cvgl_edge.export.onnx.validate import cosine_rows
 from cvgl_edge.models.query_view import for_dataset
 
 if TYPE_CHECKING:

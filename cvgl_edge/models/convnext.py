@@ -16,7 +16,7 @@ ConvNeXt-Tiny: depths 3, 3, 9, 3 at widths 96, 192, 384, 768. LRFR cuts it after
 (``features.0`` .. ``features.5``): 384 channels at stride 16.
 
 The LayerNorms compute in fp32 whatever the activation dtype (one fp32 island each in an
-FP16 export, see ``cvgl_edge.export.fp16_model``).
+FP16 export, see ``cvgl_edge.export.onnx.fp16``).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ right; the readout is part of the branch (GeoSSM's CGA readout is parameter-free
 
 Precision scaling: activations were measured in fp32; fp16 halves them; for int8 the
 activations stay at fp16 width (our INT8 graphs quantize only MatMul/Gemm/Conv inputs, see
-``cvgl_edge/export/int8_quantize.py``). Weights: fp32 4 B, fp16 2 B, int8 1 B for the
+``cvgl_edge/export/int8/quantize.py``). Weights: fp32 4 B, fp16 2 B, int8 1 B for the
 matmul/conv weights and 2 B for the rest (norm weights, A_log, D, biases, embeddings).
 """
 

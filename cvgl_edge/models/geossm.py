@@ -28,9 +28,8 @@ from cvgl_edge.models.vim_weights import (
     read_vim_state_dict,
     resize_pos_embed,
 )
+from cvgl_edge.views import VIEW_ALIASES, VIEWS
 
-VIEWS = ("ground", "satellite")
-VIEW_ALIASES = {"drone": "satellite"}  # aerial query photos go through the aerial branch
 
 
 def _size(value: Any, name: str) -> tuple[int, int]:

@@ -4,7 +4,7 @@ Kept as our own tiny module (rather than ``torch.nn.RMSNorm``) so the statistics
 always computed in fp32 even when activations are fp16/bf16: the Vim residual stream is
 fp32 and its norm must not lose precision on the edge export path. ``out_dtype`` lets
 the caller feed the fp32 residual directly and get the mixer's dtype back: in an FP16
-export (cvgl_edge.export.fp16_model) that is exactly one fp32 island per norm (mean of
+export (cvgl_edge.export.onnx.fp16) that is exactly one fp32 island per norm (mean of
 squares, rsqrt, weight) with one Cast to fp16 at its exit.
 """
 

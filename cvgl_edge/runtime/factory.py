@@ -92,9 +92,9 @@ def open_encoder(source: str | Path, view: str | None, backend: str | None = Non
 
 def _open_artifact(path: Path, backend: str, device: str, threads: int | None) -> Encoder:
     if backend == "onnxruntime":
-        from cvgl_edge.runtime.ort_encoder import OrtEncoder
+        from cvgl_edge.runtime.onnxruntime.encoder import OrtEncoder
 
         return OrtEncoder(path, device=ort_device(device), threads=threads)
-    from cvgl_edge.runtime.trt_encoder import TrtEncoder
+    from cvgl_edge.runtime.tensorrt.encoder import TrtEncoder
 
     return TrtEncoder(path, device=device)

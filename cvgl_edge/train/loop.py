@@ -48,11 +48,12 @@ from cvgl_edge.train.optim import SharpnessAware, build_optimizer, closure_step
 from cvgl_edge.models.query_view import for_dataset
 from cvgl_edge.train.sampler import NeighbourSampler, ResumableSampler
 from cvgl_edge.train.schedule import build_scheduler
+from cvgl_edge.views import GROUND_TO_SATELLITE
 
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 METRICS_LOG = "metrics.jsonl"
-HEADLINE = ("ground->satellite", "R@1")
+HEADLINE = (GROUND_TO_SATELLITE, "R@1")
 
 
 @dataclass

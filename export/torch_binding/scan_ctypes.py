@@ -14,7 +14,7 @@ import ctypes
 import subprocess
 from pathlib import Path
 
-from cvgl_edge.export import native_toolchain
+from cvgl_edge.export.plugin import toolchain as native_toolchain
 
 CSRC = Path(__file__).resolve().parent.parent / "csrc"
 KERNEL_SOURCE = CSRC / "selective_scan_kernel.cu"
