@@ -29,3 +29,9 @@ def check_finite(descriptors: Any, what: str) -> None:
     if bad:
         raise CvglError(f"{bad} non-finite values in the {what} descriptors (the model's weights or the images "
                         "hold NaN/inf): retrieval metrics on them would be meaningless")
+
+
+def cosine_rows(a: Any, b: Any) -> np.ndarray:
+    """Row-wise cosine similarity of two (N, D) descriptor arrays, computed in float64."""
+    a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a64 * b64).sum(1) / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1) + 1e-30)

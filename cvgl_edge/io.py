@@ -16,7 +16,6 @@ from typing import Any
 
 from cvgl_edge.errors import CvglError
 
-
 #: Trees no output may go to (writing there either fails deep inside a library or does harm).
 SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
 

@@ -21,7 +21,8 @@ def test_synthetic_train_size_and_item_dict():
     assert len(ds) == 12
     item = ds[3]
     assert set(item) == {"ground", "satellite", "index", "lat", "lon"}
-    assert item["ground"].shape == (3, 32, 128) and item["ground"].dtype == torch.float32
+    assert isinstance(item["ground"], np.ndarray)  # numpy: the deployment install has no PyTorch
+    assert item["ground"].shape == (3, 32, 128) and item["ground"].dtype == np.float32
     assert item["satellite"].shape == (3, 64, 64)
     assert item["index"] == 3 and math.isfinite(item["lat"]) and math.isfinite(item["lon"])
     with pytest.raises(IndexError):
@@ -46,7 +47,7 @@ def test_synthetic_polar_and_drone_query():
 def test_augmentation_switch_and_determinism():
     ds = build_dataset("synthetic:6", "train", augment=True, seed=3, **SMALL)
     a, b = ds[2], ds[2]
-    assert torch.equal(a["ground"], b["ground"])            # seeded by (seed, epoch, index)
+    assert np.array_equal(a["ground"], b["ground"])         # seeded by (seed, epoch, index)
     plain = ds.raw(2)[0]
     ds.eval()
     assert np.array_equal(from_tensor(ds[2]["ground"]), plain)
@@ -57,10 +58,12 @@ def test_augmentation_switch_and_determinism():
 
 def test_dataloader_batches():
     ds = build_dataset("synthetic:6", "train", **SMALL)
-    batch = next(iter(DataLoader(ds, batch_size=4)))
+    batch = next(iter(DataLoader(ds, batch_size=4)))  # default collate: numpy items -> tensors
     assert batch["ground"].shape == (4, 3, 32, 128) and batch["index"].tolist() == [0, 1, 2, 3]
+    assert batch["ground"].dtype == torch.float32 and torch.equal(batch["ground"][1], torch.from_numpy(ds[1]["ground"]))
     mine = collate_pairs([ds[0], ds[1]])
     assert mine["lat"].dtype == torch.float64 and mine["satellite"].shape == (2, 3, 64, 64)
+    assert torch.equal(mine["ground"], batch["ground"][:2]) and mine["index"].dtype == torch.long
 
 
 @pytest.mark.parametrize("spec", ["imagenet", "kitti:/data", "ftp://x"])

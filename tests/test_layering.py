@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cvgl_edge"
 #: lowest first; a module may import its own layer's other packages only where listed as one unit
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cvgl_edge", "errors", "io", "progress", "views", "locks", "quiet", "extras", "descriptors",
-     "cli_options", "model_catalog", "timing", "checks"),
+     "cli_options", "model_catalog", "timing", "checks", "precisions"),
     ("ops",),
     ("data",),
     ("models", "losses"),
@@ -148,3 +148,104 @@ def test_the_checker_sees_an_upward_import_and_a_cycle(tmp_path):
     graph = import_graph(package)
     assert upward_imports(graph) == ["cvgl_edge.data.pairs -> cvgl_edge.localize.mission"]
     assert cycles(graph) == [["cvgl_edge.data.pairs", "cvgl_edge.localize.mission"]]
+
+
+#: third-party packages worth deferring: absent from the deployment install, or slow to import
+HEAVY = frozenset({"torch", "tensorrt", "tensorrt_rtx", "onnx", "onnxscript", "polygraphy", "scipy", "onnxruntime",
+                   "faiss", "rasterio", "matplotlib", "pymavlink", "mamba_ssm", "cuda", "pycuda", "psutil"})
+
+
+def _top_level_nodes(tree: ast.Module) -> list[ast.stmt]:
+    """Module-level statements, looking into ``try`` / ``if`` blocks but not ``if TYPE_CHECKING``."""
+    out: list[ast.stmt] = []
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, (ast.Try, ast.If)):
+            out.extend(node.body)
+            out.extend(getattr(node, "orelse", []))
+            for handler in getattr(node, "handlers", []):
+                out.extend(handler.body)
+        else:
+            out.append(node)
+    return out
+
+
+def import_facts(package: Path = PACKAGE) -> tuple[dict[str, set[str]], dict[str, set[str]], list[tuple[str, str, int]]]:
+    """(module-level project imports, module-level heavy third-party imports, function-level project
+    imports as (module, imported module, line))."""
+    modules = {module_name(p, package): p for p in package.rglob("*.py")}
+
+    def resolve(target: str) -> str | None:
+        while target not in modules and "." in target:
+            target = target.rsplit(".", 1)[0]
+        return target if target in modules else None
+
+    def project_targets(node: ast.stmt) -> list[str]:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cvgl_edge") and not node.level:
+            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                     for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("cvgl_edge")]
+        else:
+            return []
+        return [t for t in map(resolve, names) if t]
+
+    def heavy_targets(node: ast.stmt) -> set[str]:
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            return set()
+        return {n.split(".")[0] for n in names} & HEAVY
+
+    top: dict[str, set[str]] = defaultdict(set)
+    heavy: dict[str, set[str]] = defaultdict(set)
+    lazy: list[tuple[str, str, int]] = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        top_nodes = _top_level_nodes(tree)
+        for node in top_nodes:
+            top[name].update(t for t in project_targets(node) if t != name)
+            heavy[name] |= heavy_targets(node)
+        ids = {id(n) for n in top_nodes}
+        type_checking = {id(n) for node in tree.body if isinstance(node, ast.If)
+                         and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in ids | type_checking:
+                lazy.extend((name, target, node.lineno) for target in project_targets(node) if target != name)
+        # a package's __init__ runs before any of its submodules
+        parent = name.rsplit(".", 1)[0]
+        if parent != name and parent in modules:
+            top[name].add(parent)
+    return top, heavy, lazy
+
+
+def heavy_closure(module: str, top: dict[str, set[str]], heavy: dict[str, set[str]]) -> set[str]:
+    """Heavy packages importing ``module`` loads, through its module-level imports."""
+    seen, stack, found = set(), [module], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        found |= heavy.get(current, set())
+        stack.extend(top.get(current, ()))
+    return found
+
+
+def needless_lazy_imports(package: Path = PACKAGE) -> list[str]:
+    """Function-level project imports that defer no heavy package the importing module lacks."""
+    top, heavy, lazy = import_facts(package)
+    found = []
+    for module, target, line in lazy:
+        if not heavy_closure(target, top, heavy) - heavy_closure(module, top, heavy):
+            found.append(f"{module}:{line} imports {target} inside a function, deferring nothing heavy")
+    return sorted(set(found))
+
+
+def test_lazy_imports_only_defer_heavy_packages():
+    """A project module imported inside a function must keep a heavy package (torch, TensorRT, ...) out of
+    the importing module's load; otherwise the import belongs at module level (or hides a cycle)."""
+    assert needless_lazy_imports() == []

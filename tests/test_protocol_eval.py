@@ -97,8 +97,8 @@ def test_exported_branches_score_the_protocol_like_the_checkpoint(tmp_path, monk
     The "exported" branches are TorchEncoders of the same model (ONNX export itself is tested in
     test_runtime_ort): a drone image sent to the ground branch would fail its 32x128 input check.
     """
+    import cvgl_edge.eval.evaluate as evaluate
     import cvgl_edge.runtime as runtime
-    import cvgl_edge.runtime.artifacts as artifacts
     from cvgl_edge.eval.evaluate import evaluate_artifacts, evaluate_checkpoint
     from cvgl_edge.models import build_model, save_checkpoint
     from tiny import TINY
@@ -114,9 +114,9 @@ def test_exported_branches_score_the_protocol_like_the_checkpoint(tmp_path, monk
         opened.append(view)
         return runtime.model_encoder(model, view)
 
-    monkeypatch.setattr(artifacts, "branch_files", lambda source, backend, precision: {"ground": "g.onnx",
-                                                                                        "satellite": "s.onnx"})
-    monkeypatch.setattr(runtime, "open_encoder", open_encoder)
+    monkeypatch.setattr(evaluate, "branch_files", lambda source, backend, precision: {"ground": "g.onnx",
+                                                                                       "satellite": "s.onnx"})
+    monkeypatch.setattr(evaluate, "open_encoder", open_encoder)
     artifact = evaluate_artifacts(tmp_path, "onnxruntime", data=data, split="test", show_progress=False)
     reference = evaluate_checkpoint(checkpoint, split="test", show_progress=False)
     assert opened == ["ground", "satellite"]
@@ -124,8 +124,6 @@ def test_exported_branches_score_the_protocol_like_the_checkpoint(tmp_path, monk
     for direction, values in reference["directions"].items():
         for key in ("R@1", "R@5", "mAP"):
             assert artifact["directions"][direction][key] == pytest.approx(values[key], abs=1e-6)
-    import cvgl_edge.eval.evaluate as evaluate
-
     first_pairs = evaluate.sized_dataset
     monkeypatch.setattr(evaluate, "sized_dataset", lambda *args: first_pairs(*args, pairs=8))
     paired = evaluate_artifacts(tmp_path, "onnxruntime", data="synthetic-drone:8", split="val", show_progress=False)

@@ -6,7 +6,7 @@ import pytest
 
 from cvgl_edge.errors import CvglError
 from cvgl_edge.runtime.artifacts import backend_for, branch_files, parse_artifact_name
-from cvgl_edge.runtime.base import check_backend
+from cvgl_edge.runtime.backends import check_backend
 
 
 def touch(folder: Path, *names: str) -> None:

@@ -2,8 +2,8 @@
 
 Each deployment command (``--help``, ``models``, ``doctor``, ``index mission``, ``index build`` from
 an exported satellite encoder, ``index info``, ``localize`` with an ONNX file, with MAVLink output
-and with a TensorRT engine, ``autopilot-params``) runs as a real process through the console
-script, in two environments:
+and with a TensorRT engine, ``autopilot-params``, ``eval`` and ``bench`` of an export folder or
+file) runs as a real process through the console script, in two environments:
 
 - the main venv with every package of the ``train`` extra made unimportable: a ``sitecustomize.py``
   on PYTHONPATH puts a meta-path finder first that refuses them (as if not installed) and records
@@ -11,9 +11,11 @@ script, in two environments:
 - the second, torch-free venv ``.venv-deploy`` that CI makes (``.ci/run``; skipped without it).
 
 Both report at exit which of those packages got imported and which were tried: nothing, except
-``doctor``, which probes for them. The commands that need PyTorch must say in one line which extra
-to install. The artifacts come from the main venv, made here: a TINY GeoSSM exported to ONNX by the
-exporter, a checkpoint, a synthetic mission (written by ``index mission`` under test).
+``doctor``, which probes for them. The commands that need PyTorch (train, distil, export, verify
+against a checkpoint, demo; eval and bench of a checkpoint or a preset) must say in one line which
+extra to install. The artifacts come from the main venv, made here: a TINY GeoSSM's two branches
+exported to ONNX by the exporter, a checkpoint, a synthetic mission (written by ``index mission``
+under test).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def deploy(request, hook) -> Deploy:
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> dict[str, Path]:
-    """Made with PyTorch (this process): the TINY model's exported satellite branch and its checkpoint."""
+    """Made with PyTorch (this process): the TINY model's two exported branches and its checkpoint."""
     import torch
 
     from cvgl_edge.export.onnx.exporter import export_branch, save_onnx
@@ -124,18 +126,19 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     model = build_model("geossm-nano", **TINY).eval()
     onnx_path = save_onnx(export_branch(model, "satellite", 18), root / "export" / "geossm-nano-satellite.onnx")
-    return {"onnx": Path(onnx_path), "checkpoint": save_checkpoint(model, root / "tiny.pt"),
-            "descriptor_dim": model.descriptor_dim}
+    save_onnx(export_branch(model, "ground", 18), root / "export" / "geossm-nano-ground.onnx")
+    return {"onnx": Path(onnx_path), "export": root / "export", "checkpoint": save_checkpoint(model, root / "tiny.pt"),
+            "descriptor_dim": model.descriptor_dim, "params_total": sum(p.numel() for p in model.parameters())}
 
 
-def fake_engine(folder: Path, descriptor_dim: int) -> Path:
+def fake_engine(folder: Path, descriptor_dim: int, view: str = "satellite") -> Path:
     """An engine file with a complete sidecar (as `export --format engine` writes it): opening it gets
     past every file check to TensorRT itself and the GPU memory, which is what is tested here."""
-    engine = folder / "geossm-nano-satellite.engine"
+    engine = folder / f"geossm-nano-{view}.engine"
     blob = b"not a real serialized engine"
     engine.write_bytes(blob)
-    sidecar = {"engine_sha256": hashlib.sha256(blob).hexdigest(), "view": "satellite", "model_name": "geossm-nano",
-               "model_sha256": "ab" * 32, "descriptor_dim": descriptor_dim, "input_size": TINY["satellite_size"],
+    sidecar = {"engine_sha256": hashlib.sha256(blob).hexdigest(), "view": view, "model_name": "geossm-nano",
+               "model_sha256": "ab" * 32, "descriptor_dim": descriptor_dim, "input_size": TINY[f"{view}_size"],
                "tensorrt": {"flavour": "tensorrt_rtx", "version": _rtx_version()}, "precision": "fp32",
                "gpu": None, "plugin_lib": None}
     Path(f"{engine}.json").write_text(json.dumps(sidecar))
@@ -241,13 +244,94 @@ def test_engine_and_checkpoint_without_torch_are_one_line(deploy, artifacts, tmp
     assert not (tmp_path / "t.idx").exists()
 
 
+def test_eval_and_bench_of_exported_files_run_without_torch(deploy, artifacts, tmp_path):
+    """`eval` and `bench` of an export folder (and of one of its files) never import PyTorch: the
+    synthetic data, the numpy batches, ONNX Runtime, the metrics and the bench record are torch-free."""
+    export = artifacts["export"]
+    result, imports = deploy("eval", export, "--backend", "onnxruntime", "--no-progress", "--json",
+                             tmp_path / "eval.json", cwd=tmp_path)
+    ok(result, imports, "eval")
+    record = json.loads((tmp_path / "eval.json").read_text())
+    assert record["backend"] == "onnxruntime" and record["data"] == "synthetic" and record["pairs"] == 200
+    assert record["descriptor_dim"] == artifacts["descriptor_dim"] and 0 <= record["R@1"] <= 100
+    assert set(record["directions"]) == {"ground->satellite", "satellite->ground"}
+    assert record["files"]["ground"].endswith("geossm-nano-ground.onnx")
+
+    from test_data_cvact import make_cvact  # CVACT's split file needs SciPy: one line on the deployment install
+
+    root = make_cvact(tmp_path / "CVACT")
+    result, imports = deploy("eval", export, "--data", f"cvact:{root}", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 2 and not imports["loaded"], result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        "error: reading CVACT's ACT_data.mat needs SciPy: pip install \"cvgl-edge[train]\""]
+
+    from fake_datasets import make_university1652, make_vigor  # the retrieval protocols' image lists
+
+    for data, headline in ((f"university1652:{make_university1652(tmp_path / 'U')}", "drone->satellite"),
+                           (f"vigor:{make_vigor(tmp_path / 'V')}", "ground->satellite")):
+        out = tmp_path / f"{headline[0]}.json"
+        result, imports = deploy("eval", export, "--data", data, "--split", "test", "--workers", "2",
+                                 "--no-progress", "--json", out, cwd=tmp_path)
+        assert result.returncode == 0 and not imports["loaded"], result.stderr[-3000:]
+        assert set(imports["attempts"]) <= {"torch"}, imports  # --workers: DataLoader where installed, else threads
+        protocol = json.loads(out.read_text())
+        assert protocol["headline"] == headline and protocol["queries"][headline] > 0
+
+    result, imports = deploy("bench", export, "--backend", "onnxruntime,tensorrt", "--precision", "fp32,int8",
+                             "--batch-sizes", "1,2", "--runs", "2", "--warmup", "1", "--eval-pairs", "8",
+                             "--json", tmp_path / "bench.json", "--no-progress", cwd=tmp_path)
+    ok(result, imports, "bench")
+    assert "Params and FLOPs unknown" not in " ".join((result.stdout + result.stderr).split())  # the export records them
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert [v["name"] for v in bench["variants"]] == ["onnxruntime fp32"]
+    reasons = {s["variant"]: s["reason"] for s in bench["skipped"]}
+    assert set(reasons) == {"onnxruntime int8", "tensorrt fp32", "tensorrt int8"}
+    assert "no geossm-nano-ground.int8.onnx" in reasons["onnxruntime int8"]  # nothing is exported
+    assert bench["model"]["exported"] == str(export) and bench["model"]["checkpoint"] is None
+    assert bench["model"]["descriptor_dim"] == artifacts["descriptor_dim"] and "torch" not in bench["machine"]
+    assert "unknown" not in bench["cost"] and bench["cost"]["params_total"] == artifacts["params_total"]
+    assert bench["cost"]["branches"]["ground"]["flops"] > 0
+    row = bench["summary"][0]
+    assert row["query_p50_ms"] > 0 and row["tile_p50_ms"] > 0 and row["queries_per_s"] > 0
+    assert row["peak_rss_mb"] > 0 and 0 <= row["R@1"] <= 100
+    assert row["params_total_m"] == pytest.approx(artifacts["params_total"] / 1e6, abs=1e-3) and row["gflops_per_query"] > 0
+    assert bench["variants"][0]["artifacts"]["exported"] == []
+
+    result, imports = deploy("bench", artifacts["onnx"], "--branch", "satellite", "--batch-sizes", "1", "--runs", "1",
+                             "--warmup", "0", "--eval-pairs", "0", "--json", "-", "--no-progress", cwd=tmp_path)
+    ok(result, imports, "bench FILE.onnx")
+    single = json.loads(result.stdout)
+    assert single["settings"]["branches"] == ["satellite"] and single["variants"][0]["cells"][0]["runs"] == 1
+
+
+def test_eval_of_engines_reaches_tensorrt_without_torch(deploy, artifacts, tmp_path):
+    """`eval --backend tensorrt` of an export folder gets to TensorRT and the GPU (none here) without torch."""
+    for view in ("ground", "satellite"):
+        fake_engine(tmp_path, artifacts["descriptor_dim"], view)
+    result, imports = deploy("eval", tmp_path, "--backend", "tensorrt", "--no-progress", cwd=tmp_path)
+    line = one_line_error(result, imports, "")
+    assert any(text in line for text in ("no TensorRT Python package", "CUDA Python bindings", "no CUDA GPU")), line
+    assert set(imports["attempts"]) <= {"torch"}, imports  # choosing the device memory asks if torch is there
+
+
+@pytest.mark.parametrize("command, what", [
+    (["eval", "{checkpoint}"], "evaluating the checkpoint tiny.pt"),
+    (["bench", "{checkpoint}"], "benchmarking the checkpoint tiny.pt"),
+    (["bench", "--model", "geossm-nano"], "benchmarking --model geossm-nano"),
+], ids=["eval", "bench", "bench-preset"])
+def test_eval_and_bench_of_a_checkpoint_name_the_extra(deploy, artifacts, tmp_path, command, what):
+    values = {"checkpoint": artifacts["checkpoint"]}
+    result, imports = deploy(*(part.format(**values) for part in command), cwd=tmp_path)
+    line = one_line_error(result, imports, f"{what} {TORCH_NEEDED}")
+    assert "run without it" in line  # and that exported files do not need it
+
+
 @pytest.mark.parametrize("command", [
     ["train", "--max-steps", "1", "--out", "{tmp}/run"],
     ["distil", "--teacher", "{checkpoint}", "--out", "{tmp}/run"],
     ["export", "{checkpoint}", "--out", "{tmp}/run"],
     ["verify", "{onnx}", "--against", "{checkpoint}"],
     ["demo", "--out", "{tmp}/run"],
-    ["eval", "{checkpoint}"],
 ], ids=lambda command: command[0])
 def test_torch_commands_name_the_extra(deploy, artifacts, tmp_path, command):
     values = {"tmp": tmp_path, "checkpoint": artifacts["checkpoint"], "onnx": artifacts["onnx"]}

@@ -4,7 +4,8 @@ Why: a fast engine that returns wrong descriptors must not look good. Every vari
 embeds the same pairs (the first ``pairs`` of the val split, synthetic by default) with
 its own ground and satellite encoders, and its ground->satellite recalls are reported.
 Descriptors are also compared with the first variant's (cosine), which shows a broken
-artifact even when random weights make every R@1 sit at chance.
+artifact even when random weights make every R@1 sit at chance. No PyTorch: the pairs are numpy
+arrays and the encoders runtime Encoders (exported files are benchmarked on the deployment install).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
+from cvgl_edge.descriptors import cosine_rows
+from cvgl_edge.eval.embed import stack_items
+from cvgl_edge.eval.evaluate import sized_dataset
 from cvgl_edge.export.recall import HEADLINE, headline_recall
 from cvgl_edge.runtime.base import Encoder
 
@@ -40,14 +43,12 @@ class EvalSet:
                 "chance_r1": round(100.0 / self.pairs, 3) if self.pairs else None}
 
 
-def build_eval_set(model: torch.nn.Module, data: str, polar: bool, pairs: int) -> EvalSet:
-    """The first ``pairs`` val pairs of ``data`` at the model's input sizes, as float32 arrays."""
-    from cvgl_edge.eval.evaluate import model_dataset
-
-    dataset = model_dataset(model, data, "val", polar, pairs)
-    items = [dataset[i] for i in range(len(dataset))]
-    ground = np.stack([item["ground"].numpy() for item in items]).astype(np.float32)
-    satellite = np.stack([item["satellite"].numpy() for item in items]).astype(np.float32)
+def build_eval_set(sizes: dict[str, tuple[int, int]], data: str, polar: bool, pairs: int) -> EvalSet:
+    """The first ``pairs`` val pairs of ``data`` at the input ``sizes`` ({view: (H, W)}), as float32 arrays."""
+    dataset = sized_dataset(sizes, data, "val", polar, pairs)
+    batch = stack_items([dataset[i] for i in range(len(dataset))])
+    ground = batch["ground"].astype(np.float32, copy=False)
+    satellite = batch["satellite"].astype(np.float32, copy=False)
     return EvalSet(data=data, split="val", polar=polar, ground=ground, satellite=satellite)
 
 
@@ -63,15 +64,13 @@ def embed(encoders: dict[str, Encoder], eval_set: EvalSet, batch_size: int = 16)
 
 def recall(descriptors: dict[str, np.ndarray]) -> dict[str, float]:
     """Ground->satellite R@1/5/10/1% and mAP (percent) of paired descriptors."""
-    ground = torch.from_numpy(np.ascontiguousarray(descriptors["ground"], dtype=np.float32))
-    satellite = torch.from_numpy(np.ascontiguousarray(descriptors["satellite"], dtype=np.float32))
+    ground = np.ascontiguousarray(descriptors["ground"], dtype=np.float32)
+    satellite = np.ascontiguousarray(descriptors["satellite"], dtype=np.float32)
     return headline_recall(ground, satellite, REPORTED)
 
 
 def agreement(descriptors: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Per-view cosine between this variant's descriptors and the reference variant's."""
-    from cvgl_edge.export.onnx.validate import cosine_rows
-
     result = {}
     for view in ("ground", "satellite"):
         cos = cosine_rows(descriptors[view], reference[view])

@@ -21,7 +21,9 @@ from cvgl_edge.bench.plan import Variant
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export.tensorrt.build import read_sidecar
 from cvgl_edge.io import atomic_torch_save
-from cvgl_edge.runtime.artifacts import BACKEND_SUFFIX, VIEWS, ArtifactName
+from cvgl_edge.models.checkpoint import checkpoint_payload
+from cvgl_edge.runtime.artifacts import VIEWS, ArtifactName
+from cvgl_edge.runtime.backends import BACKENDS
 
 
 def default_folder(model_sha256: str) -> Path:
@@ -31,7 +33,6 @@ def default_folder(model_sha256: str) -> Path:
 
 def preset_checkpoint(model: torch.nn.Module, folder: Path, seed: int) -> Path:
     """Save a preset's seeded random weights as a checkpoint (once) so exporters can read it."""
-    from cvgl_edge.models.checkpoint import checkpoint_payload
 
     path = folder / f"{model.model_name}-seed{seed}.pt"
     if not path.is_file():
@@ -43,7 +44,7 @@ def preset_checkpoint(model: torch.nn.Module, folder: Path, seed: int) -> Path:
 
 def artifact_files(folder: Path, model_name: str, variant: Variant) -> dict[str, Path]:
     """Where ``cvgl-edge export`` writes this variant's files (one per view)."""
-    name = ArtifactName(model_name, "ground", variant.precision, BACKEND_SUFFIX[variant.backend][1:])
+    name = ArtifactName(model_name, "ground", variant.precision, BACKENDS[variant.backend].suffix[1:])
     return {view: folder / name.file_name(view) for view in VIEWS}
 
 
@@ -88,7 +89,7 @@ def ensure_artifacts(variant: Variant, checkpoint: Path, folder: Path, model_nam
 
         request = ExportRequest(
             checkpoint=checkpoint, out=folder, branch=missing[0] if len(missing) == 1 else "both",
-            format="engine" if variant.backend == "tensorrt" else "onnx", precision=variant.precision,
+            format=BACKENDS[variant.backend].export_format, precision=variant.precision,
             check_images=2, eval_pairs=0, max_batch=max(max_batch, 1), opt_batch=1,
         )
         run_export(request)

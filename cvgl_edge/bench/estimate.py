@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvgl_edge.models.cost import PRECISIONS
 from cvgl_edge.bench.devices import DEVICES, peak_for_precision
 from cvgl_edge.errors import CvglError
+from cvgl_edge.models.cost import PRECISIONS
 
 ESTIMATE_KIND = "estimate (roofline)"
 ASSUMPTIONS = (

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import re
+import sys
 from pathlib import Path
-
-import torch
 
 
 def cpu_model() -> str:
@@ -21,8 +20,10 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_info() -> dict:
-    """Host, CPU, cores, OS, Python/torch versions and, when present, the GPU."""
+def machine_info(with_torch: bool = True) -> dict:
+    """Host, CPU, cores, OS, Python version and, where PyTorch is installed, its version, threads and
+    the GPU it sees. ``with_torch=False``: PyTorch only if something already imported it (exported
+    files are benchmarked without importing it)."""
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -34,9 +35,17 @@ def machine_info() -> dict:
         "usable_cores": usable,
         "os": platform.platform(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
     }
+    torch = sys.modules.get("torch")
+    if torch is None and with_torch:
+        try:
+            import torch
+        except ImportError:  # the deployment install
+            torch = None
+    if torch is None:
+        return info
+    info["torch"] = torch.__version__
+    info["torch_threads"] = torch.get_num_threads()
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda

@@ -12,11 +12,13 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 
+from cvgl_edge.bench.jetson import is_jetson
 from cvgl_edge.errors import CvglError
-from cvgl_edge.runtime.base import BACKEND_NAMES, check_backend
+from cvgl_edge.precisions import ARTIFACT_PRECISIONS
+from cvgl_edge.runtime.backends import backend_named, check_backend
 
 DEVICES = ("cpu", "cuda", "jetson")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ARTIFACT_PRECISIONS
 BRANCHES = ("ground", "satellite", "both")
 #: Batch sweeps that finish in minutes: CPUs are slow on batches, GPUs need them to fill.
 DEFAULT_BATCH_SIZES = {"cpu": (1, 4), "cuda": (1, 8, 32), "jetson": (1, 8, 32)}
@@ -141,32 +143,11 @@ def check_device_available(device: str, env: Environment) -> None:
     if runtime_device(device) == "cuda" and not env.cuda:
         raise CvglError(f"--device {device}: no CUDA GPU is visible to PyTorch here; use --device cpu")
     if device == "jetson":
-        from cvgl_edge.bench.jetson import is_jetson
 
         if not is_jetson():
             raise CvglError("--device jetson: this machine is not a Jetson (no L4T release found); use --device cuda")
 
 
 def skip_reason(variant: Variant, device: str, env: Environment) -> str | None:
-    """Why ``variant`` cannot run on ``device`` here, or None when it can."""
-    on_gpu = runtime_device(device) == "cuda"
-    backend, precision = variant.backend, variant.precision
-    if backend == "torch":
-        if precision == "int8":
-            return "PyTorch int8 is not supported; benchmark int8 with onnxruntime or tensorrt"
-        if precision == "fp16" and not on_gpu:
-            return "PyTorch fp16 runs on CUDA only; use --device cuda"
-        return None
-    if backend == "onnxruntime":
-        if not env.ort_providers:
-            return "onnxruntime is not installed"
-        if on_gpu and "CUDAExecutionProvider" not in env.ort_providers:
-            return "this onnxruntime build has no CUDAExecutionProvider (install onnxruntime-gpu)"
-        return None
-    if backend == "tensorrt":
-        if not on_gpu or not env.cuda:
-            return "TensorRT engines need a CUDA GPU; none here"
-        if env.tensorrt is None:
-            return "no TensorRT package (tensorrt or tensorrt-rtx) is installed"
-        return None
-    raise CvglError(f"unknown --backend {backend!r}; choose {', '.join(BACKEND_NAMES)}")
+    """Why ``variant`` cannot run on ``device`` here, or None when it can (the backend's own rule)."""
+    return backend_named(variant.backend).unavailable(variant.precision, runtime_device(device) == "cuda", env)

@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 
 from cvgl_edge.bench.clocks import HostClock
-from cvgl_edge.timing import summarize_runs
 from cvgl_edge.data.images import resize
 from cvgl_edge.data.normalize import from_tensor, normalize_array
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export.sample_images import sample_images
+from cvgl_edge.timing import summarize_runs
 
 #: Raw frame (H, W) per branch: CVACT street-view panorama, CVUSA aerial tile.
 FRAME_SIZES = {"ground": (832, 1664), "satellite": (750, 750)}

@@ -30,6 +30,8 @@ def _fmt(value: Any, digits: int | None = None) -> str:
 
 def weights_note(record: dict[str, Any]) -> str:
     model = record["model"]
+    if model.get("exported"):
+        return f"weights of the exported files in {model['exported']}"
     if model.get("random_weights"):
         return "random (seeded preset) weights: R@1 is near chance and says nothing about the method"
     return f"trained weights from {model.get('checkpoint')}"
@@ -44,9 +46,17 @@ def _triple(row: dict[str, Any], prefix: str) -> str:
     return " / ".join(_fmt(v) for v in values) if values[0] is not None else "-"
 
 
+def _cost_cell(record: dict[str, Any], value: Any, key: str) -> str:
+    """A Params / FLOPs figure; 'unknown' where the record says it could not be known (exported files)."""
+    if value is None and key in ((record.get("cost") or {}).get("unknown") or ()):
+        return "unknown"
+    return _fmt(value)
+
+
 def summary_rows(record: dict[str, Any]) -> list[list[str]]:
     """One row per variant: the headline figures (per query = ground, per tile = satellite)."""
-    return [[row["variant"], _fmt(row.get("params_total_m")), _fmt(row.get("gflops_per_query")), _triple(row, "query"),
+    return [[row["variant"], _cost_cell(record, row.get("params_total_m"), "params"),
+             _cost_cell(record, row.get("gflops_per_query"), "flops"), _triple(row, "query"),
              _fmt(row.get("queries_per_s")), _fmt(row.get("tile_p50_ms")), _fmt(row.get("peak_rss_mb"), 0),
              _fmt(row.get("R@1"), 1), _fmt(row.get("query_speedup_vs_first"), 2)] for row in record["summary"]]
 
@@ -208,11 +218,15 @@ def compact_preprocess_rows(record: dict[str, Any]) -> list[list[str]]:
 def _cost_note(record: dict[str, Any]) -> str:
     """'2.00 M params, 3.00 GFLOPs/query' (the same for every variant; from the summary)."""
     row = (record.get("summary") or [{}])[0]
+    unknown = (record.get("cost") or {}).get("unknown") or ()
     parts = []
     if row.get("params_total_m") is not None:
         parts.append(f"{_fmt(row['params_total_m'])} M params")
     if row.get("gflops_per_query") is not None:
         parts.append(f"{_fmt(row['gflops_per_query'])} GFLOPs/query")
+    missing = [name for key, name in (("params", "Params"), ("flops", "FLOPs")) if key in unknown]
+    if missing:
+        parts.append(f"{' and '.join(missing)} unknown: not recorded in the exported files")
     return ", ".join(parts)
 
 
@@ -295,6 +309,7 @@ def _md_table(columns: list[str] | tuple[str, ...], rows: list[list[str]]) -> li
 def markdown(record: dict[str, Any], plot_name: str | None = None) -> str:
     """The record as a markdown page (results file for benchmarks/results/)."""
     model, settings, machine = record["model"], record["settings"], record["machine"]
+    cost = record.get("cost") or {}
     versions = ", ".join(f"{k} {v}" for k, v in (machine.get("versions") or {}).items())
     lines = [
         f"# cvgl-edge bench: {model['name']} on {settings['device']} ({record['date']})", "",
@@ -308,7 +323,7 @@ def markdown(record: dict[str, Any], plot_name: str | None = None) -> str:
         f"inputs ground {'x'.join(map(str, model['input_sizes']['ground']))}, satellite "
         f"{'x'.join(map(str, model['input_sizes']['satellite']))}; descriptor {model['descriptor_dim']}-d",
         f"- Timing: {settings['timing']}",
-        f"- FLOPs: {(record.get('cost') or {}).get('flop_convention', 'not counted')}",
+        f"- FLOPs: {cost.get('flop_convention') or cost.get('note') or 'not counted'}",
     ]
     for skip in record.get("skipped") or []:
         lines.append(f"- Skipped {skip['variant']}: {skip['reason']}")

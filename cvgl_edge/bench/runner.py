@@ -25,9 +25,9 @@ import numpy as np
 
 from cvgl_edge.bench.clocks import Clock
 from cvgl_edge.bench.memory import MemoryProbe, merge_peaks
-from cvgl_edge.timing import summarize_runs, throughput_per_s
 from cvgl_edge.errors import CvglError
 from cvgl_edge.runtime.base import Encoder
+from cvgl_edge.timing import summarize_runs, throughput_per_s
 
 STAGES = ("h2d", "encoder", "d2h", "total")
 

@@ -1,12 +1,13 @@
 """``cvgl-edge bench``: Params, FLOPs, latency, throughput, memory and R@1 of a model's
 backends and precisions, measured interleaved in one process (see benchmarks/README.md).
 
-The measuring is cvgl_edge.bench's (:func:`cvgl_edge.bench.session.run_bench`); its modules, which
-need PyTorch for now, are imported inside the command so that the deployment install's
-`cvgl-edge --help` does not load them."""
+The measuring is cvgl_edge.bench's (:func:`cvgl_edge.bench.session.run_bench`), which imports no
+PyTorch until a checkpoint or a preset needs it: an export folder (or one of its .onnx / .engine
+files) is benchmarked on the deployment install, without PyTorch."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -15,16 +16,27 @@ from typing import Optional
 
 import typer
 
-BACKEND_HELP = "Backends, comma-separated: torch, onnxruntime, tensorrt. Each backend x precision is a variant."
-PRECISION_HELP = "Precisions, comma-separated: fp32, fp16, int8. Missing ONNX/INT8/engine files are exported first."
+from cvgl_edge.bench.plot import plot_record
+from cvgl_edge.bench.report import markdown, rich_tables
+from cvgl_edge.bench.runner import RunPolicy
+from cvgl_edge.bench.session import BenchRequest, run_bench
+from cvgl_edge.cli_options import parse_assignments
+from cvgl_edge.io import atomic_write, atomic_write_json, check_outputs
+from cvgl_edge.precisions import ARTIFACT_PRECISIONS
+from cvgl_edge.progress import console
+from cvgl_edge.runtime.backends import BACKENDS
+
+BACKEND_HELP = f"Backends, comma-separated: {', '.join(BACKENDS)}. Each backend x precision is a variant."
+PRECISION_HELP = (f"Precisions, comma-separated: {', '.join(ARTIFACT_PRECISIONS)}. Missing ONNX/INT8/engine files are "
+                  "exported first.")
 
 
 def bench_command(
-    checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint to benchmark (or use --model PRESET)."),
+    checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint to benchmark (or use --model PRESET), or an export folder / one of its .onnx or .engine files: its files as they are (nothing exported, no PyTorch needed)."),
     model: Optional[str] = typer.Option(None, "--model",
                                         help="Model preset with seeded random weights (no checkpoint)."),
     set_: list[str] = typer.Option([], "--set", help="Preset override KEY=VALUE, e.g. depth=6 (repeatable)."),
-    backend: str = typer.Option("torch", help=BACKEND_HELP),
+    backend: Optional[str] = typer.Option(None, help=BACKEND_HELP + " Default: torch; for an export, its files' backend (a folder: onnxruntime)."),
     device: str = typer.Option("cpu", help="cpu, cuda or jetson (CUDA on a Jetson, plus tegrastats power)."),
     precision: str = typer.Option("fp32", help=PRECISION_HELP),
     branch: str = typer.Option("both", help="Branches to time: ground (per query), satellite (per tile) or both."),
@@ -59,14 +71,6 @@ def bench_command(
     (a variant), measured interleaved in one process. The screen tables fit 80 columns; --wide,
     --markdown and --json have every figure.
     """
-    import json
-
-    from cvgl_edge.bench.runner import RunPolicy
-    from cvgl_edge.bench.session import BenchRequest, run_bench
-    from cvgl_edge.cli_options import parse_assignments
-    from cvgl_edge.io import check_outputs
-    from cvgl_edge.progress import console
-
     check_outputs({"--json": json_out, "--markdown": markdown_out, "--plot": plot_out}, {"CHECKPOINT": checkpoint})
     request = BenchRequest(
         checkpoint=checkpoint, model=model, overrides=parse_assignments(set_, "--set"), backend=backend,
@@ -81,8 +85,6 @@ def bench_command(
     if json_out is not None and str(json_out) == "-":
         typer.echo(json.dumps(record, indent=2))
     else:
-        from cvgl_edge.bench.report import rich_tables
-
         for table in rich_tables(record, wide=wide):
             console.print(table)
 
@@ -90,11 +92,6 @@ def bench_command(
 def write_outputs(record: dict, json_out: Optional[Path], markdown_out: Optional[Path],
                   plot_out: Optional[Path]) -> None:
     """JSON, markdown and PNG, each written atomically; the plot goes beside the markdown by default."""
-    from cvgl_edge.bench.plot import plot_record
-    from cvgl_edge.bench.report import markdown
-    from cvgl_edge.io import atomic_write, atomic_write_json
-    from cvgl_edge.progress import console
-
     if plot_out is None and markdown_out is not None:
         plot_out = markdown_out.with_suffix(".png")
     if plot_out is not None:

@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 from cvgl_edge.cli.common import write_json
+from cvgl_edge.demo import DemoSettings, run_demo
+from cvgl_edge.eval.report import metrics_table
 from cvgl_edge.progress import console
 
 # torch-side modules (the optional `train` extra) are imported inside the commands: the
@@ -34,8 +36,8 @@ def demo(
     """The whole toolkit in about 10 minutes on a CPU.
 
     Train, export + verify, localise a synthetic drone flight."""
-    from cvgl_edge.demo import DemoSettings, run_demo
-    from cvgl_edge.eval.report import metrics_table
+    import torch  # noqa: F401 - the demo trains first: without PyTorch, one line says so before any work
+
 
     settings = DemoSettings(out=str(out), steps=steps, train_pairs=train_pairs, seed=seed, polar=polar,
                             drone_steps=drone_steps, drone_pairs=drone_pairs, export=export, localize=localize,

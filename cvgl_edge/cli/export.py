@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cvgl_edge.cli.common import DATA_HELP, write_json
+from cvgl_edge.cli.common import DATA_HELP, artifact_backends_help, write_json
 from cvgl_edge.io import check_output_folder, check_outputs
 from cvgl_edge.progress import console
 
@@ -58,7 +58,7 @@ def export_command(
 def verify_command(
     artifact: Path = typer.Argument(..., help="Exported file: <model>-<branch>[.int8].onnx, or a TensorRT .engine with its .engine.json sidecar (runs on a GPU)."),
     against: Path = typer.Option(..., "--against", help="The checkpoint the artifact was exported from."),
-    backend: Optional[str] = typer.Option(None, help="onnxruntime (CPU) or tensorrt (GPU). Default: from the suffix (.onnx, .engine)."),
+    backend: Optional[str] = typer.Option(None, help=f"{artifact_backends_help()}. Default: from the suffix."),
     data: Optional[str] = typer.Option(None, help=DATA_HELP + " Default: the data the checkpoint was trained on."),
     split: str = typer.Option("val", help="Split whose pairs are embedded: val, or test where the dataset has one."),
     pairs: int = typer.Option(200, min=1, help="Pairs of the split to use (the first N)."),

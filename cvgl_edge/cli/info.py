@@ -6,6 +6,8 @@ import json
 
 import typer
 
+from cvgl_edge.doctor import environment_report, environment_table
+from cvgl_edge.model_catalog import preset_rows
 from cvgl_edge.progress import console
 
 
@@ -13,7 +15,6 @@ def models(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the model presets: input sizes, descriptor, params."""
-    from cvgl_edge.model_catalog import preset_rows
 
     rows = preset_rows()  # the torch-free catalogue: nothing is built, no PyTorch needed
     if json_out:
@@ -42,7 +43,6 @@ def doctor(
     """Check the environment: versions, GPU, scan backends.
 
     Which selective-scan backend runs where, and the TensorRT plugins built."""
-    from cvgl_edge.doctor import environment_report, environment_table
 
     report = environment_report()
     if json_out:

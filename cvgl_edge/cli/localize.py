@@ -13,11 +13,18 @@ from typing import Any, Optional
 
 import typer
 
-from cvgl_edge.cli.common import write_json
+from cvgl_edge import checks
+from cvgl_edge.cli.common import BACKENDS_HELP, write_json
+from cvgl_edge.data.geomap import read_map
+from cvgl_edge.data.mission import MissionSpec, synthetic_mission
+from cvgl_edge.data.tiles import plan_tiles
 from cvgl_edge.errors import CvglError
 from cvgl_edge.io import check_output_folder, check_outputs
-from cvgl_edge.localize.autopilot import parse_messages, profile
+from cvgl_edge.localize.autopilot import parameters_for, parse_messages, profile
+from cvgl_edge.localize.index import KINDS, build_index, load_index, set_min_similarity
+from cvgl_edge.localize.loop import LoopSettings
 from cvgl_edge.localize.run import MavlinkRequest, open_satellite_encoder, run_localization
+from cvgl_edge.localize.sources import check_source_options
 from cvgl_edge.progress import console
 
 index_app = typer.Typer(help="Build and inspect satellite tile indexes.\n\n"
@@ -38,7 +45,7 @@ def index_build(
     pq_m: Optional[int] = typer.Option(None, help="ivfpq: PQ sub-quantisers (must divide the descriptor size)."),
     corners: Optional[str] = typer.Option(None, help="NORTH,WEST,SOUTH,EAST of a plain north-up image (degrees)."),
     crs: Optional[str] = typer.Option(None, help="CRS of a world file's coordinates (default lon/lat degrees), e.g. EPSG:32632."),
-    backend: Optional[str] = typer.Option(None, help="torch, onnxruntime or tensorrt (default: from the model's suffix)."),
+    backend: Optional[str] = typer.Option(None, help=f"{BACKENDS_HELP} (default: from the model's suffix)."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the encoder."),
     batch_size: int = typer.Option(32, min=1, help="Tiles per encoder call."),
@@ -49,10 +56,6 @@ def index_build(
     """Cut a map into tiles and embed them (resumable).
 
     The map is georeferenced; tiles are embedded with the satellite encoder."""
-    from cvgl_edge import checks
-    from cvgl_edge.data.geomap import read_map
-    from cvgl_edge.localize.index import KINDS, build_index
-    from cvgl_edge.data.tiles import plan_tiles
 
     check_outputs({"--out": out, "--json": json_out}, {"--map": map_path, "--checkpoint": checkpoint})
     if kind not in KINDS:
@@ -82,7 +85,6 @@ def index_info(
     """Check an index file (checksum) and print what it holds."""
     import json
 
-    from cvgl_edge.localize.index import load_index
 
     check_outputs({"--json": json_out}, {"INDEX": index_path})
     summary = load_index(index_path).summary()
@@ -99,7 +101,6 @@ def index_set(
     """Change an index's stored loop defaults.
 
     No re-embedding; the index file is rewritten atomically."""
-    from cvgl_edge.localize.index import set_min_similarity
 
     if min_similarity is None and not clear_min_similarity:
         raise CvglError("nothing to set: pass --min-similarity X or --clear-min-similarity")
@@ -124,7 +125,6 @@ def index_mission(
     """Write a synthetic map and drone flight to try the loop on.
 
     Deterministic (seeded), with ground truth."""
-    from cvgl_edge.data.mission import MissionSpec, synthetic_mission
 
     check_output_folder(out, "--out")
     spec = MissionSpec(seed=seed, map_px=map_px, frames=frames, fps=fps, speed_mps=speed, altitude_m=altitude,
@@ -144,7 +144,6 @@ def autopilot_params_command(
     With why each is needed; set them before flight."""
     import json
 
-    from cvgl_edge.localize.autopilot import parameters_for
 
     chosen = profile(autopilot)
     messages = parse_messages(mavlink_messages, chosen)
@@ -173,7 +172,7 @@ def localize_command(
     source: str = typer.Option(..., help="Frames: a video file, a folder of images, camera:N (or camera:URL), or synthetic."),
     out: Path = typer.Option(..., help="Fixes as JSON lines (one per frame)."),
     model: Optional[Path] = typer.Option(None, help="Encoder: .pt, .onnx or .engine (default: the one the index was built with)."),
-    backend: Optional[str] = typer.Option(None, help="torch, onnxruntime or tensorrt (default: from the model's suffix)."),
+    backend: Optional[str] = typer.Option(None, help=f"{BACKENDS_HELP} (default: from the model's suffix)."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the encoder."),
     mavlink: Optional[str] = typer.Option(None, help="Send fixes over MAVLink, e.g. udpout:127.0.0.1:14550 or /dev/ttyACM0,115200 (needs --ground-elevation and --altitude)."),
@@ -206,8 +205,6 @@ def localize_command(
     skipped and counted; NaN or infinite telemetry is unknown for that frame (see the records'
     ``telemetry_ignored``).
     """
-    from cvgl_edge.localize.loop import LoopSettings
-    from cvgl_edge.localize.sources import check_source_options
 
     check_outputs({"--out": out, "--json": json_out, "--eval plot": out.with_suffix(".png") if evaluate else None},
                   {"--index": index_path, "--model": model, "--truth": truth,

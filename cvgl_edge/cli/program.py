@@ -85,9 +85,10 @@ def main() -> None:
     lines; here they end like every other user error, as one ``error:`` line (exit 2).
 
     The deployment install (``pip install cvgl-edge``) has no PyTorch (nor the other packages of
-    the ``train`` extra). The commands that need it (train, distil, export, verify, demo; eval
-    and bench for now) import it first thing, so its absence surfaces here, before any work,
-    as the one shared check: ``error: <command> needs PyTorch: pip install "cvgl-edge[train]"``.
+    the ``train`` extra). The commands that need it (train, distil, export, verify, demo) import
+    it first thing, so its absence surfaces here, before any work, as the one shared check:
+    ``error: <command> needs PyTorch: pip install "cvgl-edge[train]"``. ``eval`` and ``bench`` run
+    exported files without it and say in one line which extra a checkpoint needs.
     """
     try:
         code = app(standalone_mode=False)

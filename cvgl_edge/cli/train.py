@@ -9,9 +9,13 @@ from typing import Optional
 import typer
 
 from cvgl_edge.cli.common import DATA_HELP, HARD_NEGATIVES_HELP, write_json
+from cvgl_edge.cli_options import parse_assignments, parse_size
 from cvgl_edge.errors import CvglError
+from cvgl_edge.eval.evaluate import metrics_record
+from cvgl_edge.eval.report import metrics_table
 from cvgl_edge.io import check_output_folder, check_outputs
 from cvgl_edge.progress import console
+from cvgl_edge.train.config import TrainConfig
 
 # torch-side modules (the optional `train` extra) are imported inside the commands: the
 # deployment install has no PyTorch, and `cvgl-edge --help` stays fast
@@ -64,10 +68,6 @@ def train(
     neighbours: int = typer.Option(16, min=1, help="Hard negatives: neighbours listed per sample (batch fill after its seed)."),
 ) -> None:
     """Train a dual encoder. Multi-GPU: `torchrun --nproc-per-node N -m cvgl_edge.cli train ...`."""
-    from cvgl_edge.cli_options import parse_assignments, parse_size
-    from cvgl_edge.eval.evaluate import metrics_record
-    from cvgl_edge.eval.report import metrics_table
-    from cvgl_edge.train.config import TrainConfig
     from cvgl_edge.train.hard_negatives import check_mode
     from cvgl_edge.train.loop import train as run_training
     from cvgl_edge.train.optim import OPTIMIZERS
@@ -143,11 +143,8 @@ def distil_command(
     """Distil a trained teacher into a smaller student.
 
     Reports teacher vs student accuracy, size, FLOPs and CPU latency."""
-    from cvgl_edge.cli_options import parse_assignments
-    from cvgl_edge.eval.evaluate import metrics_record
     from cvgl_edge.models import list_models
     from cvgl_edge.models.checkpoint import read_checkpoint
-    from cvgl_edge.train.config import TrainConfig
     from cvgl_edge.train.distil import distil, distil_settings
     from cvgl_edge.train.distil_report import comparison_table, distil_report
     from cvgl_edge.train.hard_negatives import check_mode

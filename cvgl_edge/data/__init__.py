@@ -1,6 +1,6 @@
 """Data: image I/O and normalisation, the SAFA polar transform, paired augmentation,
 CVUSA / CVACT / University-1652 / VIGOR loaders, the deterministic synthetic cross-view
-generator, one torch Dataset interface over all of them (``build_dataset``), and the
+generator, one dataset interface over all of them (``build_dataset``; numpy items), and the
 retrieval protocols of the datasets that are not one-to-one (``build_protocols``).
 
 The names below are imported from their modules on first use (PEP 562), not here: the

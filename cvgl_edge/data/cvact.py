@@ -29,6 +29,7 @@ import numpy as np
 from cvgl_edge.data.georef import utm_to_latlon
 from cvgl_edge.data.pairs import PairIndex, check_pairs_exist, require_dir, require_file
 from cvgl_edge.errors import CvglError
+from cvgl_edge.extras import needs
 
 MAT_NAME = "ACT_data.mat"
 LAYOUT = MAT_NAME
@@ -118,10 +119,13 @@ def pano_ids(mat: dict[str, Any], mat_path: Path) -> list[str]:
 
 
 def read_act_mat(mat_path: Path) -> dict[str, Any]:
-    """Load ACT_data.mat with scipy, turning format errors into one-line CvglErrors."""
-    import scipy.io  # a training-side dependency: the deployment install has no scipy
-
+    """Load ACT_data.mat with SciPy, turning format errors into one-line CvglErrors. SciPy comes with
+    the ``train`` extra; the deployment install (no SciPy) says so in one line."""
     require_file(mat_path, "CVACT index file")
+    try:
+        import scipy.io  # a training-side dependency: the deployment install has none
+    except ImportError:
+        raise CvglError(needs(f"reading CVACT's {mat_path.name}", "SciPy")) from None
     try:
         return scipy.io.loadmat(str(mat_path))
     except NotImplementedError as exc:  # MATLAB v7.3 (HDF5) files

@@ -1,10 +1,10 @@
-"""One torch Dataset interface for every cross-view source, and ``build_dataset`` from a spec string.
+"""One dataset interface for every cross-view source, and ``build_dataset`` from a spec string.
 
 Every item is a dict::
 
-    ground     float32 (3, Hg, Wg), normalised (cvgl_edge.data.normalize): the query image; for
+    ground     float32 numpy array (3, Hg, Wg), normalised (cvgl_edge.data.normalize): the query image; for
                drone data (``query_view == "drone"``) a north-up drone frame at the satellite size
-    satellite  float32 (3, Hs, Ws), normalised; polar-transformed when polar=True
+    satellite  float32 numpy array (3, Hs, Ws), normalised; polar-transformed when polar=True
     index      int, position in the split (the positive pair shares it)
     lat, lon   float, NaN when the dataset has no coordinates
 
@@ -23,28 +23,35 @@ the aerial branch, see ``GeoSSM.canonical_view``) the query images are meant for
 
 Splits: train, val, and test where the dataset has one (synthetic, CVACT; University-1652
 and VIGOR have train and test, and val is an alias of test).
+
+Why numpy items and no ``torch.utils.data.Dataset`` base class: the deployment install (no
+PyTorch) evaluates exported encoders on these datasets. A DataLoader needs only ``__len__`` and
+``__getitem__``, and its default collate turns the arrays into tensors (zero-copy, then stacked
+as before); :func:`collate_pairs` does the same for callers that collate themselves.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from cvgl_edge.data.augment import PairAugment, mirror_panorama, mirror_tile, roll_panorama, rotate_tile
-from cvgl_edge.data.nuisance import photometric
+from cvgl_edge.data.drone_pairs import drone_spec, load_or_generate_drone
 from cvgl_edge.data.images import check_size, read_image, resize
 from cvgl_edge.data.layout import resolve_spec
-from cvgl_edge.data.normalize import to_tensor
+from cvgl_edge.data.normalize import normalize_array
+from cvgl_edge.data.nuisance import photometric
 from cvgl_edge.data.pairs import PairIndex
 from cvgl_edge.data.polar import default_polar_source_side, polar_transform
 from cvgl_edge.data.registry import DATASETS, DatasetKind, dataset_kind
 from cvgl_edge.data.synthetic import SyntheticSpec, load_or_generate
 from cvgl_edge.errors import CvglError
 from cvgl_edge.views import QUERY_VIEWS
+
+if TYPE_CHECKING:
+    import torch
 
 SCHEMES = tuple(kind.spec for kind in DATASETS.values()) + ("PATH",)
 DEFAULT_SYNTHETIC_TRAIN = 2000
@@ -99,7 +106,7 @@ class ArrayPairSource:
         return self.ground[i], self.satellite[i], f"{self.name}#{i}", f"{self.name}#{i}"
 
 
-class CrossViewDataset(Dataset):
+class CrossViewDataset:
     """Resizes / polar-transforms, augments and normalises pairs from any :class:`PairSource`.
 
     ``strict_size``: images must already have the requested size (the polar
@@ -214,8 +221,8 @@ class CrossViewDataset(Dataset):
             else:
                 ground, sat = self.augment(ground, sat, rng)
         return {
-            "ground": to_tensor(ground),
-            "satellite": to_tensor(sat),
+            "ground": normalize_array(ground),
+            "satellite": normalize_array(sat),
             "index": int(i),
             "lat": float(self.source.lat[i]),
             "lon": float(self.source.lon[i]),
@@ -259,8 +266,6 @@ def _synthetic_source(arg: str, split: str, ground_size: tuple[int, int], satell
     seed = int(kw.pop("data_seed", seed))
     side = polar_side if polar else satellite_size[0]
     if scheme == "synthetic-drone":  # mission-like frames vs offset map tiles (cvgl_edge.data.drone_pairs)
-        from cvgl_edge.data.drone_pairs import drone_spec, load_or_generate_drone
-
         pairs = load_or_generate_drone(drone_spec(seed, side, **kw), split, sizes[split], cache_dir)
         return ArrayPairSource(f"synthetic-drone/{split}", pairs.nadir, pairs.satellite, pairs.lat, pairs.lon)
     fields = set(SyntheticSpec.__dataclass_fields__)
@@ -321,15 +326,48 @@ def build_dataset(spec: str, split: str, ground_size: tuple[int, int] = (128, 51
 
 
 def collate_pairs(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack dataset items into a batch (what torch's default collate does, with float64 lat/lon)."""
+    """Stack dataset items into a batch of tensors (what torch's default collate does, with float64 lat/lon)."""
+    import torch  # training-side: the batch feeds a PyTorch model
+
     return {
-        "ground": torch.stack([it["ground"] for it in items]),
-        "satellite": torch.stack([it["satellite"] for it in items]),
+        "ground": torch.stack([torch.as_tensor(it["ground"]) for it in items]),
+        "satellite": torch.stack([torch.as_tensor(it["satellite"]) for it in items]),
         "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
         "lat": torch.tensor([it["lat"] for it in items], dtype=torch.float64),
         "lon": torch.tensor([it["lon"] for it in items], dtype=torch.float64),
     }
 
 
+class FirstItems:
+    """The first ``count`` items of ``dataset`` (what ``torch.utils.data.Subset(dataset, range(count))``
+    gives, without PyTorch); ``.dataset`` is the full dataset."""
+
+    def __init__(self, dataset: Any, count: int) -> None:
+        self.dataset = dataset
+        self.count = max(0, min(int(count), len(dataset)))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> Any:
+        if not 0 <= i < self.count:
+            raise IndexError(i)
+        return self.dataset[i]
+
+
+def first_items(dataset: Any, count: int | None) -> Any:
+    """``dataset`` itself, or its first ``count`` items when it has more."""
+    if count is None or count >= len(dataset):
+        return dataset
+    return FirstItems(dataset, count)
+
+
+def dataset_query_view(dataset: object) -> str:
+    """The query view of a dataset ("ground" or "drone"), looking through subsets (``.dataset``)."""
+    while hasattr(dataset, "dataset") and not hasattr(dataset, "query_view"):
+        dataset = dataset.dataset
+    return getattr(dataset, "query_view", "ground")
+
+
 __all__ = ["QUERY_VIEWS", "CrossViewDataset", "FilePairSource", "ArrayPairSource", "build_dataset", "collate_pairs",
-           "SCHEMES"]
+           "SCHEMES", "FirstItems", "first_items", "dataset_query_view"]

@@ -3,6 +3,7 @@
 Why not :class:`CrossViewDataset`: protocol galleries are not paired with the queries
 (University-1652 ranks 951 satellite tiles for 37k drone photos; VIGOR ~90k tiles for ~50k
 panoramas), so each side is embedded on its own, through the model view it belongs to.
+Items hold numpy arrays, as :class:`CrossViewDataset`'s do (the deployment install has no PyTorch).
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import Dataset
-
 from cvgl_edge.data.images import read_image, resize
-from cvgl_edge.data.normalize import to_tensor
+from cvgl_edge.data.normalize import normalize_array
 from cvgl_edge.data.polar import default_polar_source_side, polar_transform
 from cvgl_edge.errors import CvglError
 from cvgl_edge.views import IMAGE_VIEWS
@@ -21,8 +20,8 @@ from cvgl_edge.views import IMAGE_VIEWS
 #: model views an image list can belong to ("drone" = aerial photos through the aerial branch)
 
 
-class ImageListDataset(Dataset):
-    """Items ``{"image": float32 (3, H, W) normalised, "index": i}`` for ``paths`` seen as ``view``.
+class ImageListDataset:
+    """Items ``{"image": float32 numpy array (3, H, W) normalised, "index": i}`` for ``paths`` seen as ``view``.
 
     Ground panoramas are resized to ``ground_size``; satellite and drone images (square aerial
     views) to ``satellite_size``, polar-transformed there when ``polar`` is set, exactly as
@@ -65,4 +64,4 @@ class ImageListDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         if not 0 <= i < len(self):
             raise IndexError(i)
-        return {"image": to_tensor(self.raw(i)), "index": int(i)}
+        return {"image": normalize_array(self.raw(i)), "index": int(i)}

@@ -36,19 +36,19 @@ import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cvgl_edge.data.georef import GeoRef
-from cvgl_edge.io import atomic_write
 from cvgl_edge.data.nuisance import occlude_panorama, photometric, sensor_noise
-from cvgl_edge.progress import progress_bar
 from cvgl_edge.data.render import render_drone, render_panorama, render_tile
 from cvgl_edge.data.worldgen import GROUND, ROAD, WorldMap, generate_world
 from cvgl_edge.errors import CvglError
+from cvgl_edge.io import atomic_write
+from cvgl_edge.progress import progress_bar
 
 #: Bump when the generator's output changes, so on-disk caches are not reused.
 GENERATOR_VERSION = 1

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvgl_edge.errors import CvglError
 from cvgl_edge import checks
 from cvgl_edge.data.geomap import GeoMap
+from cvgl_edge.errors import CvglError
 
 UNITS = ("m", "px")
 

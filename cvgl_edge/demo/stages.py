@@ -11,16 +11,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cvgl_edge.data.mission import synthetic_mission
 from cvgl_edge.demo.settings import DEMO_MODEL, DemoSettings
 from cvgl_edge.errors import CvglError
+from cvgl_edge.eval.embed import embed_pairs
+from cvgl_edge.eval.evaluate import metrics_record
+from cvgl_edge.eval.metrics import cross_view_metrics
+from cvgl_edge.localize.index import build_index
+from cvgl_edge.localize.loop import LoopSettings
+from cvgl_edge.localize.run import run_localization
 from cvgl_edge.progress import console
+from cvgl_edge.runtime import open_encoder
 
 
 def train_stage(settings: DemoSettings, kind: str, resume: bool) -> dict[str, Any]:
     """Train one of the two models (``kind`` "ground" or "drone"); untrained baseline first on a fresh run."""
-    from cvgl_edge.eval.embed import embed_pairs
-    from cvgl_edge.eval.evaluate import metrics_record
-    from cvgl_edge.eval.metrics import cross_view_metrics
     from cvgl_edge.train.loop import Trainer
 
     start = time.perf_counter()
@@ -75,7 +80,6 @@ def export_stage(settings: DemoSettings, checkpoints: dict[str, Path]) -> dict[s
 
 def mission_stage(settings: DemoSettings) -> dict[str, Any]:
     """The synthetic map (GeoTIFF) and flight with ground truth (frames are rendered again by the loop)."""
-    from cvgl_edge.data.mission import synthetic_mission
 
     start = time.perf_counter()
     folder = settings.out_dir / "mission"
@@ -90,8 +94,6 @@ def mission_stage(settings: DemoSettings) -> dict[str, Any]:
 
 def index_stage(settings: DemoSettings, model: Path, mission: dict[str, Any]) -> dict[str, Any]:
     """Embed the mission map's tiles with the exported aerial branch (ONNX Runtime); resumable."""
-    from cvgl_edge.localize.index import build_index
-    from cvgl_edge.runtime import open_encoder
 
     start = time.perf_counter()
     out = Path(mission["folder"]) / "map.idx"
@@ -107,8 +109,6 @@ def index_stage(settings: DemoSettings, model: Path, mission: dict[str, Any]) ->
 def localize_stage(settings: DemoSettings, model: Path, index: dict[str, Any]) -> dict[str, Any]:
     """The loop over the synthetic flight (ONNX Runtime for an .onnx model), evaluated against the
     truth (``localize --eval``)."""
-    from cvgl_edge.localize.loop import LoopSettings
-    from cvgl_edge.localize.run import run_localization
 
     start = time.perf_counter()
     folder = settings.out_dir / "localize"

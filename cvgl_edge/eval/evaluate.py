@@ -4,28 +4,33 @@ split: descriptors, metrics, summary record.
 Paired datasets (synthetic, CVUSA, CVACT) are scored pair to pair in both directions;
 University-1652 and VIGOR with their official retrieval protocols (``data.protocol``), whose
 first direction is the headline (drone->satellite, ground->satellite).  ``variant="sample4geo"``
-scores University-1652 with distractor gallery classes dropped, labelled as such."""
+scores University-1652 with distractor gallery classes dropped, labelled as such.
+
+Exported files (``evaluate_artifacts``) run without PyTorch: the datasets yield numpy arrays
+and the runtime Encoders take them. PyTorch is imported only where a checkpoint is read.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch.utils.data import Dataset, Subset
-
-from cvgl_edge.data import build_dataset
 from cvgl_edge.data.benchmark_protocols import build_protocols
+from cvgl_edge.data.datasets import CrossViewDataset, FirstItems, build_dataset, dataset_query_view, first_items
 from cvgl_edge.data.protocol import RetrievalProtocol, protocol_summary
 from cvgl_edge.errors import CvglError
 from cvgl_edge.eval.embed import embed_pairs, embed_with_encoders
 from cvgl_edge.eval.metrics import cross_view_metrics
 from cvgl_edge.eval.protocol_eval import encoder_embedder, model_embedder, protocol_metrics, protocol_sizes
 from cvgl_edge.eval.scoring import Scoring, scoring_for
-from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
-from cvgl_edge.models.query_view import dataset_query_view, for_dataset
+from cvgl_edge.extras import is_missing_torch, needs
+from cvgl_edge.runtime import model_encoder, open_encoder
+from cvgl_edge.runtime.artifacts import backend_for, branch_files
 from cvgl_edge.views import GROUND_TO_SATELLITE, PAIRED_DIRECTIONS, VIEWS
+
+if TYPE_CHECKING:
+    import torch
 
 HEADLINE_DIRECTION = GROUND_TO_SATELLITE
 
@@ -74,22 +79,33 @@ def trained_data_options(
 
 def model_dataset(
     model: torch.nn.Module, data: str, split: str, polar: bool, pairs: int | None = None
-) -> Dataset:
+) -> CrossViewDataset | FirstItems:
     """Un-augmented ``split`` of ``data`` at the model's input sizes; the first ``pairs`` only if given."""
     return sized_dataset(model.input_sizes, data, split, polar, pairs)
 
 
 def sized_dataset(
     sizes: dict[str, tuple[int, int]], data: str, split: str, polar: bool, pairs: int | None = None
-) -> Dataset:
+) -> CrossViewDataset | FirstItems:
     """Un-augmented ``split`` of ``data`` at ``sizes`` ({view: (H, W)}); the first ``pairs`` only if given."""
     dataset = build_dataset(
         data, split, augment=False, polar=polar,
         ground_size=tuple(sizes["ground"]), satellite_size=tuple(sizes["satellite"]),
     )
-    if pairs is not None and pairs < len(dataset):
-        return Subset(dataset, range(pairs))
-    return dataset
+    return first_items(dataset, pairs)
+
+
+def read_checkpoint_for(what: str, checkpoint: str | Path) -> tuple[Any, Any]:
+    """(``read_checkpoint``, ``model_from_payload``) of the PyTorch side; a missing PyTorch is a
+    one-line CvglError saying which extra evaluates ``checkpoint`` and that exported files need none."""
+    try:
+        from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint  # checkpoints are PyTorch's
+    except ImportError as exc:
+        if is_missing_torch(exc):
+            raise CvglError(needs(f"{what} the checkpoint {Path(checkpoint).name}")
+                            + " (exported .onnx / .engine files run without it)") from None
+        raise
+    return read_checkpoint, model_from_payload
 
 
 def evaluate_checkpoint(
@@ -109,6 +125,9 @@ def evaluate_checkpoint(
     retrieval protocol (University-1652, VIGOR) is scored with it (``variant``: official or
     sample4geo) and the record names it under ``protocol``.
     """
+    read_checkpoint, model_from_payload = read_checkpoint_for("evaluating", checkpoint)
+    from cvgl_edge.models.query_view import for_dataset  # wraps a PyTorch model
+
     payload = read_checkpoint(checkpoint)
     data, polar = trained_data_options(payload, data, polar)
     scoring = scoring_for(data, variant)
@@ -163,11 +182,11 @@ def evaluate_source(
     built-in synthetic data (an export carries no training config), polar-transformed when the
     satellite input is not square (only polar-trained models have such inputs).
     """
-    from cvgl_edge.runtime.artifacts import backend_for
-    from cvgl_edge.models.devices import resolve_device
-
     backend = backend_for(source, backend)
     if backend == "torch":
+        read_checkpoint_for("evaluating", source)  # PyTorch is there, or one line says which extra
+        from cvgl_edge.models.devices import resolve_device  # torch devices
+
         if precision in (None, "fp32"):
             return evaluate_checkpoint(source, data, split=split, batch_size=batch_size,
                                        device=resolve_device(device), polar=polar, workers=workers,
@@ -182,8 +201,7 @@ def _evaluate_torch_autocast(source: str | Path, precision: str, data: str | Non
                              device: str, polar: bool | None, workers: int, show_progress: bool,
                              variant: str = "official") -> dict[str, Any]:
     """torch fp16/bf16 (autocast on CUDA; TorchEncoder refuses it on the CPU with one line)."""
-    from cvgl_edge.runtime import model_encoder
-
+    read_checkpoint, model_from_payload = read_checkpoint_for("evaluating", source)
     payload = read_checkpoint(source)
     data, polar = trained_data_options(payload, data, polar)
     scoring = scoring_for(data, variant)
@@ -210,9 +228,6 @@ def evaluate_artifacts(
 
     Drone queries (University-1652, synthetic-drone) are encoded by the satellite artifact:
     the drone view is the model's aerial branch."""
-    from cvgl_edge.runtime import open_encoder
-    from cvgl_edge.runtime.artifacts import branch_files
-
     files = branch_files(source, backend, precision)
     data = data or "synthetic"
     scoring = scoring_for(data, variant)
@@ -267,7 +282,7 @@ def _protocol_record(encoders: dict[str, Any], protocols: list[RetrievalProtocol
     return record
 
 
-def _encoders_record(encoders: dict[str, Any], dataset: Dataset, batch_size: int, workers: int, show_progress: bool,
+def _encoders_record(encoders: dict[str, Any], dataset: Any, batch_size: int, workers: int, show_progress: bool,
                      scoring: Scoring, **context: Any) -> dict[str, Any]:
     info = encoders["ground"].info
     start = time.perf_counter()

@@ -4,15 +4,13 @@ Why a separate path from paired evaluation: the gallery is not the queries' part
 distractor classes, or every tile of a city), each side may use either branch (drone photos and
 satellite tiles both go through the aerial branch), and the true matches come from the protocol.
 The embedding function is passed in, so PyTorch checkpoints and exported artifacts are scored by
-the same code.
+the same code (the latter without PyTorch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import torch
 
 from cvgl_edge.data.image_list import ImageListDataset
 from cvgl_edge.data.protocol import RetrievalProtocol
@@ -21,10 +19,13 @@ from cvgl_edge.eval.metrics import retrieval_metrics
 from cvgl_edge.eval.scoring import SCORINGS, Scoring
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
     from cvgl_edge.runtime.base import Encoder
 
-#: embeds one image list (query or gallery side) -> (N, D) CPU descriptors
-Embedder = Callable[[ImageListDataset, str], torch.Tensor]
+#: embeds one image list (query or gallery side) -> (N, D) CPU descriptors (a tensor or a numpy array)
+Embedder = Callable[[ImageListDataset, str], "torch.Tensor | np.ndarray"]
 
 
 def model_embedder(model: torch.nn.Module, batch_size: int = 64, device: torch.device | str = "cpu",
@@ -39,7 +40,7 @@ def model_embedder(model: torch.nn.Module, batch_size: int = 64, device: torch.d
 def encoder_embedder(encoders: dict[str, Encoder], batch_size: int = 64, workers: int = 0,
                      show_progress: bool = True) -> Embedder:
     """Embed image lists with runtime Encoders keyed "ground" / "satellite" (drone -> "satellite")."""
-    def embed(dataset: ImageListDataset, description: str) -> torch.Tensor:
+    def embed(dataset: ImageListDataset, description: str) -> np.ndarray:
         return embed_images_with_encoders(encoders, dataset, dataset.view, batch_size=batch_size,
                                           show_progress=show_progress, num_workers=workers, description=description)
     return embed

@@ -1,8 +1,8 @@
 """Moved to :mod:`cvgl_edge.export.onnx.exporter`; kept so scripts keep working."""
 
 from cvgl_edge.export.onnx.exporter import (
-    BranchEncoder,
     EXPORT_PRECISIONS,
+    BranchEncoder,
     expected_scan_nodes,
     export_branch,
     save_onnx,

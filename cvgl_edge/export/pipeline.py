@@ -26,19 +26,24 @@ from torch import nn
 import cvgl_edge
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export import auto_verify
-from cvgl_edge.export.onnx.fp16 import FP16_MIN_COSINE, fp32_islands
+from cvgl_edge.export.int8.calibration import load_recipe
+from cvgl_edge.export.int8.pipeline import run_int8_export
 from cvgl_edge.export.onnx.exporter import expected_scan_nodes, export_branch
-from cvgl_edge.export.onnx.versions import IR_VERSION, check_opset
+from cvgl_edge.export.onnx.fp16 import FP16_MIN_COSINE, fp32_islands
 from cvgl_edge.export.onnx.metadata import state_dict_sha256
 from cvgl_edge.export.onnx.validate import checker_error, compare_with_torch, scan_structure
+from cvgl_edge.export.onnx.versions import IR_VERSION, check_opset
 from cvgl_edge.export.sample_images import sample_images
+from cvgl_edge.export.tensorrt.engine_step import build_engines, check_engine_request
 from cvgl_edge.io import atomic_write, atomic_write_json
+from cvgl_edge.models import load_checkpoint
+from cvgl_edge.precisions import ARTIFACT_PRECISIONS
 from cvgl_edge.progress import console
 
 BRANCHES = ("ground", "satellite", "both")
 #: engine: the ONNX file, then a TensorRT engine built from it (tensorrt/build.py).
 FORMATS = ("onnx", "engine")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ARTIFACT_PRECISIONS
 #: Accepted later in the roadmap; named so the error says "not implemented yet".
 PLANNED_FORMATS: tuple[str, ...] = ()
 PLANNED_PRECISIONS: tuple[str, ...] = ()
@@ -108,7 +113,6 @@ def check_request(request: ExportRequest) -> list[str]:
     if request.calibration is not None and request.precision != "int8":
         raise CvglError("--calibration applies to --precision int8 only")
     if request.format == "engine":
-        from cvgl_edge.export.tensorrt.engine_step import check_engine_request
 
         check_engine_request(request)
     elif request.plugin_lib is not None or not request.use_plugin:
@@ -214,7 +218,6 @@ def run_export(request: ExportRequest) -> list[dict[str, Any]]:
     for report in reports:  # verified (or --no-verify): now under the name eval and localize use
         auto_verify.promote(auto_verify.unverified_path(Path(report["file"])), Path(report["file"]))
     if request.format == "engine":
-        from cvgl_edge.export.tensorrt.engine_step import build_engines
 
         build_engines(request, reports)
         _verify_step(request, reports, "engine")
@@ -257,15 +260,12 @@ def _verify_step(request: ExportRequest, reports: list[dict[str, Any]], kind: st
 
 def _export_onnx(request: ExportRequest, views: list[str]) -> list[dict[str, Any]]:
     """The validated ONNX file(s) of every requested branch (fp32, fp16 or int8 QDQ)."""
-    from cvgl_edge.models import load_checkpoint
 
     if request.precision == "int8" and request.int8_mode == "implicit":
         # TensorRT 10.x calibrates the FP32 graph itself (tensorrt.implicit_int8): the file the
         # INT8 engine is built from is the verified FP32 export.
         return _export_onnx(dataclasses.replace(request, precision="fp32"), views)
     if request.precision == "int8":
-        from cvgl_edge.export.int8.calibration import load_recipe
-        from cvgl_edge.export.int8.pipeline import run_int8_export
 
         return run_int8_export(request, load_recipe(request.calibration), views)
     model = load_checkpoint(request.checkpoint, trusted=request.trusted)

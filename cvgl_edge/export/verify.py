@@ -29,10 +29,15 @@ from torch import nn
 
 from cvgl_edge.errors import CvglError
 from cvgl_edge.eval.embed import embed_pairs, embed_view
-from cvgl_edge.export.recall import HEADLINE, REPORTED, headline_recall
+from cvgl_edge.eval.evaluate import model_dataset, trained_data_options
 from cvgl_edge.export.onnx.metadata import OUTPUT_NAME, state_dict_sha256
 from cvgl_edge.export.onnx.validate import cosine_rows
+from cvgl_edge.export.recall import HEADLINE, REPORTED, headline_recall
+from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 from cvgl_edge.models.query_view import for_dataset
+from cvgl_edge.runtime import open_encoder
+from cvgl_edge.runtime.artifacts import backend_for
+from cvgl_edge.runtime.backends import BACKENDS
 
 if TYPE_CHECKING:
     from cvgl_edge.runtime.base import Encoder
@@ -60,21 +65,17 @@ THRESHOLDS = {
 POLYGRAPHY_TOLERANCES = {"fp32": (1e-5, 1e-3), "fp16": (1e-3, 1e-2), "int8": (5e-2, 5e-1)}
 
 
-#: Backend -> the artifact format it runs (the record's "format").
-FORMATS = {"onnxruntime": "onnx", "tensorrt": "engine"}
 
 
 def open_artifact(path: Path, backend: str | None = None) -> "Encoder":
     """The artifact as an open Encoder (ONNX Runtime on the CPU, TensorRT on the GPU), or CvglError."""
-    from cvgl_edge.runtime import open_encoder
-    from cvgl_edge.runtime.artifacts import backend_for
 
     if not path.is_file():
         raise CvglError(f"artifact not found: {path}")
     backend = backend_for(path, backend)
-    if backend not in FORMATS:
+    if BACKENDS[backend].export_format is None:
         raise CvglError(f"verify checks an exported .onnx or .engine file against its checkpoint, not {path.name}")
-    return open_encoder(path, None, backend, device="cuda" if backend == "tensorrt" else "cpu")
+    return open_encoder(path, None, backend, device="cuda" if BACKENDS[backend].needs_gpu else "cpu")
 
 
 def artifact_metadata(path: Path) -> dict[str, Any]:
@@ -148,8 +149,6 @@ _LAST_REFERENCE: dict[tuple, PyTorchReference] = {}
 def pytorch_reference(checkpoint: Path, data: str | None, split: str, pairs: int | None,
                       trusted: bool) -> PyTorchReference:
     """PyTorch descriptors of ``pairs`` pairs of ``split`` (computed once per checkpoint file and options)."""
-    from cvgl_edge.eval.evaluate import model_dataset, trained_data_options
-    from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 
     stat = checkpoint.stat() if checkpoint.is_file() else None
     key = (str(checkpoint.resolve()), stat and (stat.st_size, stat.st_mtime_ns), data, split, pairs, trusted)
@@ -234,7 +233,7 @@ def _verify_encoder(encoder: "Encoder", artifact: Path, checkpoint: Path, data: 
 
     failures = verdict(descriptors, drop, thresholds)
     return {
-        "artifact": str(artifact), "checkpoint": str(checkpoint), "format": FORMATS[info.backend],
+        "artifact": str(artifact), "checkpoint": str(checkpoint), "format": BACKENDS[info.backend].export_format,
         "backend": info.backend, "runtime": info.runtime, "device": info.device,
         "model_name": model.model_name, "model_sha256": digest, "view": view, "precision": precision,
         "branches": {v: (f"artifact ({info.backend})" if v == view else "PyTorch") for v in VIEWS},

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from cvgl_edge.timing import percentile
 from cvgl_edge.data.geomap import GeoMap, latlon_to_local
+from cvgl_edge.io import atomic_write
+from cvgl_edge.timing import percentile
 
 
 def fix_errors(records: list[dict[str, Any]], truth: dict[int, dict[str, float]]) -> dict[str, Any]:
@@ -76,7 +77,6 @@ def plot_trajectory(path: str | Path, geomap: GeoMap, records: list[dict[str, An
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cvgl_edge.io import atomic_write
 
     fig, ax = plt.subplots(figsize=(8, 8), dpi=110)
     ax.imshow(geomap.image, interpolation="bilinear")

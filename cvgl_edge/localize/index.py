@@ -31,14 +31,15 @@ from typing import Any, Callable
 import numpy as np
 
 import cvgl_edge
+from cvgl_edge import checks
+from cvgl_edge.data.aerial import AerialPreprocess
+from cvgl_edge.data.geomap import GeoMap, read_map
+from cvgl_edge.data.tiles import TilePlan, cut_tile, plan_tiles
 from cvgl_edge.descriptors import check_finite
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.io import atomic_write, atomic_write_json
-from cvgl_edge import checks
-from cvgl_edge.data.geomap import GeoMap, read_map
-from cvgl_edge.data.aerial import AerialPreprocess
-from cvgl_edge.data.tiles import TilePlan, cut_tile, plan_tiles
 from cvgl_edge.locks import hold_output
+from cvgl_edge.progress import make_progress
 
 FORMAT = "cvgl-edge-tile-index"
 FORMAT_VERSION = 1
@@ -358,7 +359,6 @@ def _embed(geomap: GeoMap, plan: TilePlan, encoder: Any, prep: AerialPreprocess,
            batch_size: int, dim: int, show_progress: bool,
            on_chunk: Callable[[int, int], None] | None) -> np.ndarray:
     """(N, D) descriptors of the plan's tiles, chunk by chunk, reusing the chunks already in ``parts``."""
-    from cvgl_edge.progress import make_progress
 
     n = len(plan)
     chunks: list[np.ndarray] = []

@@ -31,15 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from cvgl_edge.timing import percentile
-from cvgl_edge.errors import CvglError
 from cvgl_edge import checks
-from cvgl_edge.localize.coverage import MapCoverage
-from cvgl_edge.data.geomap import local_to_latlon
-from cvgl_edge.localize.index import TileIndex
 from cvgl_edge.data.aerial import frame_crop_px, north_up_crop
+from cvgl_edge.data.geomap import local_to_latlon
+from cvgl_edge.errors import CvglError
+from cvgl_edge.localize.coverage import MapCoverage
+from cvgl_edge.localize.index import TileIndex
 from cvgl_edge.localize.search import TileSearcher
 from cvgl_edge.localize.tracker import Tracker, TrackerSettings
+from cvgl_edge.timing import percentile
 
 STAGES = ("read", "preprocess", "encode", "search", "filter", "total")
 

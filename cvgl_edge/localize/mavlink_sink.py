@@ -35,7 +35,10 @@ from typing import Any
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.localize.autopilot import LOCAL_FRAME_MESSAGES, AutopilotProfile
 from cvgl_edge.localize.mavlink_fields import (
-    GPS_MESSAGES, LOCAL_MESSAGES, Origin, set_gps_global_origin,
+    GPS_MESSAGES,
+    LOCAL_MESSAGES,
+    Origin,
+    set_gps_global_origin,
 )
 from cvgl_edge.localize.position_sample import PositionSample, sample_from_record
 

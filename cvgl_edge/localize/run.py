@@ -11,15 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from cvgl_edge.data.geomap import read_map
+from cvgl_edge.data.mission import read_truth
 from cvgl_edge.errors import CvglError
 from cvgl_edge.localize.autopilot import parse_messages, profile
-from cvgl_edge.localize.mavlink_sink import MavlinkSettings
-from cvgl_edge.progress import console
+from cvgl_edge.localize.evaluate import fix_errors, plot_trajectory, similarity_split
+from cvgl_edge.localize.index import load_index
+from cvgl_edge.localize.loop import run_loop
+from cvgl_edge.localize.mavlink_sink import MavlinkSettings, MavlinkSink
+from cvgl_edge.localize.sinks import JsonlSink
+from cvgl_edge.localize.sources import check_source_options, open_source
+from cvgl_edge.locks import hold_output
+from cvgl_edge.progress import console, make_progress
+from cvgl_edge.runtime import check_backend, open_encoder
 
 
 def open_satellite_encoder(model: Path, backend: Optional[str], device: str, threads: Optional[int]) -> Any:
     """The satellite-branch encoder of a .pt, .onnx or .engine file (``backend``: from the suffix when None)."""
-    from cvgl_edge.runtime import check_backend, open_encoder
 
     if not model.exists():
         raise CvglError(f"model not found: {model}")
@@ -88,12 +96,6 @@ def run_localization(index_path: Path, source: str, out: Path, settings: Any, *,
     import time
     from contextlib import ExitStack, closing
 
-    from cvgl_edge.localize.index import load_index
-    from cvgl_edge.locks import hold_output
-    from cvgl_edge.localize.mavlink_sink import MavlinkSink
-    from cvgl_edge.data.mission import read_truth
-    from cvgl_edge.localize.sinks import JsonlSink
-    from cvgl_edge.localize.sources import check_source_options, open_source
 
     settings.check()
     check_source_options(fps, camera_timeout_s)
@@ -134,8 +136,6 @@ def run_localization(index_path: Path, source: str, out: Path, settings: Any, *,
 def _loop_with_progress(index: Any, encoder: Any, src: Any, sinks: list[Any], settings: Any,
                         records: list[dict[str, Any]], show_progress: bool) -> Any:
     """``run_loop`` under a progress bar; every record is also appended to ``records`` (for --eval)."""
-    from cvgl_edge.localize.loop import run_loop
-    from cvgl_edge.progress import make_progress
 
     total = settings.max_frames or (len(src.mission) if hasattr(src, "mission") else
                                     len(src.files) if hasattr(src, "files") else None)
@@ -153,8 +153,6 @@ def _loop_with_progress(index: Any, encoder: Any, src: Any, sinks: list[Any], se
 
 def _evaluate(records: list[dict[str, Any]], truth: dict[int, dict[str, float]], truth_file: Path, index: Any,
               out: Path) -> dict[str, Any]:
-    from cvgl_edge.localize.evaluate import fix_errors, plot_trajectory, similarity_split
-    from cvgl_edge.data.geomap import read_map
 
     ev = fix_errors(records, truth)
     ev["truth"] = str(truth_file)

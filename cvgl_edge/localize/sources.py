@@ -34,8 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge import checks
+from cvgl_edge.data.images import read_image
+from cvgl_edge.data.mission import SyntheticMission, read_mission_spec
+from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.quiet import quiet_opencv, quiet_stderr
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -103,7 +105,6 @@ class FolderSource:
         self.skipped = 0
 
     def __iter__(self) -> Iterator[Frame]:
-        from cvgl_edge.data.images import read_image
 
         for i, path in enumerate(self.files):
             try:
@@ -359,7 +360,6 @@ def open_source(spec: str, *, mission_folder: Path | None = None, realtime: bool
     if spec.startswith("camera:"):
         return CameraSource(spec.split(":", 1)[1], give_up_s=give_up_s, on_event=on_event)
     if spec == "synthetic":
-        from cvgl_edge.data.mission import SyntheticMission, read_mission_spec
 
         if mission_folder is None:
             raise CvglError("--source synthetic needs an index built from a synthetic mission map")

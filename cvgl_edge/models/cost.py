@@ -42,6 +42,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.precisions import ARTIFACT_PRECISIONS
 
 FLOP_CONVENTION = (
     "FLOPs per query counted by torch.utils.flop_counter.FlopCounterMode: 2 FLOPs per "
@@ -54,7 +55,7 @@ BYTES_METHOD = (
     "the inputs and outputs of every aten op of one forward pass (TorchDispatchMode, views "
     "skipped); 'fused' keeps only matmul/conv/scan inputs/outputs plus model input and output"
 )
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ARTIFACT_PRECISIONS
 _ACT_WIDTH = {"fp32": 4, "fp16": 2, "int8": 2}
 _WEIGHT_WIDTH = {"fp32": 4, "fp16": 2, "int8": 2}  # int8: only matmul/conv weights drop to 1 B
 _COMPUTE_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution", "_convolution", "selective_scan")

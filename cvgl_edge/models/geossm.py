@@ -31,7 +31,6 @@ from cvgl_edge.models.vim_weights import (
 from cvgl_edge.views import VIEW_ALIASES, VIEWS
 
 
-
 def _size(value: Any, name: str) -> tuple[int, int]:
     """Accept 128, (128, 512), [128, 512] -> (H, W)."""
     if isinstance(value, int):

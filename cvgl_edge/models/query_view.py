@@ -13,6 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cvgl_edge.data.datasets import dataset_query_view
+
+__all__ = ["QueryViewModel", "dataset_query_view", "for_dataset"]
+
 
 class QueryViewModel(nn.Module):
     """``model`` with view "ground" answered by ``query_view`` (e.g. "drone")."""
@@ -43,10 +47,3 @@ def for_dataset(model: nn.Module, dataset: object) -> nn.Module:
     if query_view == "ground":
         return model
     return QueryViewModel(model, query_view)
-
-
-def dataset_query_view(dataset: object) -> str:
-    """The query view of a dataset, looking through ``torch.utils.data.Subset``."""
-    while hasattr(dataset, "dataset") and not hasattr(dataset, "query_view"):
-        dataset = dataset.dataset
-    return getattr(dataset, "query_view", "ground")

@@ -21,7 +21,8 @@ from typing import Callable
 
 import torch
 
-from cvgl_edge.ops.common import flip_time
+from cvgl_edge.ops import chunked
+from cvgl_edge.ops.common import ScanGrads, flip_time
 
 _fn: Callable[..., torch.Tensor] | None = None
 _checked = False
@@ -102,8 +103,6 @@ def backward(
     reverse: bool,
 ):
     """Gradients with mamba_ssm's fused backward kernel (chunked fallback)."""
-    from cvgl_edge.ops import chunked
-    from cvgl_edge.ops.common import ScanGrads
 
     ext = _extension()
     if ext is None:

@@ -12,22 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cvgl_edge.errors import CvglError
-from cvgl_edge.runtime.base import check_backend
+from cvgl_edge.precisions import ARTIFACT_PRECISIONS
+from cvgl_edge.runtime.backends import BACKENDS, artifact_backends, backend_for_suffix, check_backend
+from cvgl_edge.views import VIEWS
 
-VIEWS = ("ground", "satellite")
-#: File suffix -> backend that runs it.
-SUFFIX_BACKENDS = {".pt": "torch", ".pth": "torch", ".ckpt": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt"}
-#: Backend -> suffix of its artifacts (torch runs checkpoints).
-BACKEND_SUFFIX = {"onnxruntime": ".onnx", "tensorrt": ".engine"}
-ARTIFACT_PRECISIONS = ("fp32", "fp16", "int8")
-_NAME = re.compile(r"^(?P<model>.+)-(?P<view>ground|satellite)(?:\.(?P<precision>fp32|fp16|int8))?"
-                   r"\.(?P<ext>onnx|engine)$")
 
-NEEDS = {
-    "torch": "--backend torch needs a checkpoint (.pt) written by cvgl-edge train",
-    "onnxruntime": "--backend onnxruntime needs an exported .onnx file; run cvgl-edge export first",
-    "tensorrt": "--backend tensorrt needs a TensorRT .engine file; build one with cvgl-edge export --format engine",
-}
+def artifact_suffixes() -> dict[str, str]:
+    """Backend -> suffix of the files it runs (backends of exported files only)."""
+    return {b.name: b.suffix for b in artifact_backends()}
+
+
+def _name_pattern() -> re.Pattern[str]:
+    """``<model>-<view>[.<precision>].<ext>`` for every artifact backend's suffix."""
+    exts = "|".join(re.escape(suffix[1:]) for suffix in artifact_suffixes().values())
+    return re.compile(rf"^(?P<model>.+)-(?P<view>{'|'.join(VIEWS)})(?:\.(?P<precision>{'|'.join(ARTIFACT_PRECISIONS)}))?"
+                      rf"\.(?P<ext>{exts})$")
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class ArtifactName:
 
 
 def parse_artifact_name(path: str | Path) -> ArtifactName | None:
-    match = _NAME.match(Path(path).name)
+    match = _name_pattern().match(Path(path).name)
     if match is None:
         return None
     return ArtifactName(match["model"], match["view"], match["precision"] or "fp32", match["ext"],
@@ -56,19 +55,20 @@ def parse_artifact_name(path: str | Path) -> ArtifactName | None:
 def backend_for(source: str | Path, backend: str | None = None) -> str:
     """The backend for ``source``: ``backend`` if given (checked against the suffix), else from the suffix."""
     path = Path(source)
-    implied = SUFFIX_BACKENDS.get(path.suffix.lower())
+    implied_backend = backend_for_suffix(path.suffix)
+    implied = implied_backend.name if implied_backend else None
     if backend is None:
         if path.is_dir():
             return "onnxruntime"
         if implied is None:
-            raise CvglError(f"cannot tell the backend of {path.name} from its suffix (.pt, .onnx or .engine); "
-                            "pass --backend")
+            suffixes = ", ".join(b.suffix for b in BACKENDS.values())
+            raise CvglError(f"cannot tell the backend of {path.name} from its suffix ({suffixes}); pass --backend")
         return implied
     backend = check_backend(backend)
     if path.is_dir() and backend != "torch":
         return backend
     if implied != backend:
-        raise CvglError(f"{NEEDS[backend]} (got {path.name})")
+        raise CvglError(f"{BACKENDS[backend].needs} (got {path.name})")
     return backend
 
 
@@ -87,9 +87,9 @@ def branch_files(source: str | Path, backend: str, precision: str | None = None)
     """
     source = Path(source)
     check_precision(precision)
-    suffix = BACKEND_SUFFIX.get(backend)
+    suffix = artifact_suffixes().get(backend)
     if suffix is None:
-        raise CvglError(f"{NEEDS[backend]} (got {source.name})")
+        raise CvglError(f"{BACKENDS[backend].needs} (got {source.name})")
     if not source.exists():
         raise CvglError(f"not found: {source}")
     if source.is_file():

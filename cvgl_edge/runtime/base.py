@@ -17,9 +17,6 @@ import numpy as np
 
 from cvgl_edge.errors import CvglError
 
-#: Names accepted by ``--backend``.
-BACKEND_NAMES = ("torch", "onnxruntime", "tensorrt")
-
 
 @dataclass
 class EncoderInfo:
@@ -109,13 +106,3 @@ class Encoder(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def check_backend(name: str) -> str:
-    """A known ``--backend`` value (lower-cased), else CvglError."""
-    value = name.lower()
-    aliases = {"ort": "onnxruntime", "pytorch": "torch", "trt": "tensorrt"}
-    value = aliases.get(value, value)
-    if value not in BACKEND_NAMES:
-        raise CvglError(f"unknown --backend {name!r}; choose {', '.join(BACKEND_NAMES)}")
-    return value

@@ -15,21 +15,13 @@ from typing import TYPE_CHECKING
 
 from cvgl_edge.errors import CvglError
 from cvgl_edge.extras import is_missing_torch, needs
-from cvgl_edge.runtime.artifacts import NEEDS, backend_for, branch_files
+from cvgl_edge.runtime.artifacts import backend_for, branch_files
+from cvgl_edge.runtime.backends import BACKENDS
 from cvgl_edge.runtime.base import Encoder
 from cvgl_edge.views import canonical_view
 
 if TYPE_CHECKING:
     import torch
-
-
-def ort_device(device: str) -> str:
-    """'auto' -> 'cuda' when this onnxruntime has the CUDA provider, else 'cpu'."""
-    if device != "auto":
-        return device
-    import onnxruntime as ort
-
-    return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
 
 
 def model_encoder(model: torch.nn.Module, view: str, device: str = "cpu", precision: str = "fp32",
@@ -59,7 +51,7 @@ def open_encoder(source: str | Path, view: str | None, backend: str | None = Non
     wanted = canonical_view(view) if view is not None else None
     if backend == "torch":
         if path.is_dir():
-            raise CvglError(f"{NEEDS['torch']} (got the folder {path})")
+            raise CvglError(f"{BACKENDS['torch'].needs} (got the folder {path})")
         if wanted is None:
             raise CvglError("a checkpoint holds both branches: say which view (ground or satellite) to open")
         try:
@@ -91,10 +83,7 @@ def open_encoder(source: str | Path, view: str | None, backend: str | None = Non
 
 
 def _open_artifact(path: Path, backend: str, device: str, threads: int | None) -> Encoder:
-    if backend == "onnxruntime":
-        from cvgl_edge.runtime.onnxruntime.encoder import OrtEncoder
-
-        return OrtEncoder(path, device=ort_device(device), threads=threads)
-    from cvgl_edge.runtime.tensorrt.encoder import TrtEncoder
-
-    return TrtEncoder(path, device=device)
+    opener = BACKENDS[backend].open
+    if opener is None:
+        raise CvglError(f"{BACKENDS[backend].needs} (got {path.name})")
+    return opener(path, device, threads)

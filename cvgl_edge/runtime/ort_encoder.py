@@ -1,8 +1,8 @@
 """Moved to :mod:`cvgl_edge.runtime.onnxruntime.encoder`; kept so scripts keep working."""
 
 from cvgl_edge.runtime.onnxruntime.encoder import (
-    OrtEncoder,
     REQUIRED,
+    OrtEncoder,
     file_metadata,
     open_session,
 )

@@ -28,9 +28,12 @@ import torch
 from torch import nn
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.models.devices import resolve_device
+from cvgl_edge.models.fingerprint import state_dict_sha256
+from cvgl_edge.precisions import TORCH_PRECISIONS
 from cvgl_edge.runtime.base import Encoder, EncoderInfo
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = dict(zip(TORCH_PRECISIONS, (torch.float32, torch.float16, torch.bfloat16)))
 TORCH_MODES = ("eager", "compile", "cudagraph")
 
 
@@ -48,7 +51,6 @@ class _Branch(nn.Module):
 
 def resolve_torch_device(device: str | torch.device) -> torch.device:
     """'auto' | 'cpu' | 'cuda[:N]' -> a usable torch device, else CvglError (one line)."""
-    from cvgl_edge.models.devices import resolve_device
 
     return device if isinstance(device, torch.device) else resolve_device(str(device))
 
@@ -73,7 +75,6 @@ class TorchEncoder(Encoder):
 
     def __init__(self, model: nn.Module, view: str, device: str | torch.device = "cpu",
                  precision: str = "fp32", torch_mode: str = "eager") -> None:
-        from cvgl_edge.models.fingerprint import state_dict_sha256
 
         view = model.canonical_view(view) if hasattr(model, "canonical_view") else view
         self.device = resolve_torch_device(device)

@@ -21,10 +21,10 @@ from cvgl_edge.io import file_sha256
 from cvgl_edge.losses import build_loss
 from cvgl_edge.losses.distillation import DistillationLoss
 from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
+from cvgl_edge.models.query_view import for_dataset
 from cvgl_edge.train.config import TrainConfig
 from cvgl_edge.train.distributed import gather_with_grad
 from cvgl_edge.train.loop import Trainer, TrainResult
-from cvgl_edge.models.query_view import for_dataset
 
 DISTIL_DEFAULTS = {"temperature": 0.1, "relational_weight": 1.0, "align_weight": 1.0}
 

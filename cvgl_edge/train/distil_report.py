@@ -14,9 +14,9 @@ import torch
 from rich.table import Table
 from torch import nn
 
+from cvgl_edge.eval.evaluate import headline_direction
 from cvgl_edge.models.cost import FLOP_CONVENTION, model_cost, params_total
 from cvgl_edge.timing import summarize_ms, time_ms
-from cvgl_edge.eval.evaluate import headline_direction
 
 RECALLS = ("R@1", "R@5", "R@1%")
 LATENCY_NOTE = "CPU, batch 1, median of {repeats} runs after {warmup} warm-up, {threads} torch threads"

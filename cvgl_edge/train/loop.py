@@ -19,17 +19,20 @@ from cvgl_edge.data import build_dataset
 from cvgl_edge.data.benchmark_protocols import build_protocols
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.eval.embed import embed_pairs
+from cvgl_edge.eval.evaluate import headline_direction
 from cvgl_edge.eval.metrics import cross_view_metrics
+from cvgl_edge.eval.protocol_eval import model_embedder, protocol_metrics
 from cvgl_edge.eval.scoring import scoring_for
 from cvgl_edge.io import atomic_torch_save, atomic_write, check_output_folder
 from cvgl_edge.losses import build_loss
 from cvgl_edge.models import build_model
-from cvgl_edge.models.devices import resolve_device
 from cvgl_edge.models.checkpoint import (
     checkpoint_payload,
     load_state_dict_strict,
     read_checkpoint,
 )
+from cvgl_edge.models.devices import resolve_device
+from cvgl_edge.models.query_view import for_dataset
 from cvgl_edge.progress import console, make_progress
 from cvgl_edge.train.config import TrainConfig
 from cvgl_edge.train.distributed import (
@@ -45,7 +48,6 @@ from cvgl_edge.train.hard_negatives import (
     similarity_neighbours,
 )
 from cvgl_edge.train.optim import SharpnessAware, build_optimizer, closure_step
-from cvgl_edge.models.query_view import for_dataset
 from cvgl_edge.train.sampler import NeighbourSampler, ResumableSampler
 from cvgl_edge.train.schedule import build_scheduler
 from cvgl_edge.views import GROUND_TO_SATELLITE
@@ -328,7 +330,6 @@ class Trainer:
         """``model``'s metrics on the val split: the dataset's retrieval protocol where it has one
         (University-1652, VIGOR), else pair by pair through ``pair_model`` (its query-view adapter).
         Also scores a distillation teacher, so teacher and student are measured alike."""
-        from cvgl_edge.eval.protocol_eval import model_embedder, protocol_metrics
 
         if self.val_protocols:
             return protocol_metrics(self.val_protocols, model_embedder(
@@ -346,7 +347,6 @@ class Trainer:
 
     def evaluate(self) -> dict[str, dict[str, float]] | None:
         """Val metrics (``val_metrics``); best.pt follows the headline R@1."""
-        from cvgl_edge.eval.evaluate import headline_direction
 
         metrics = None
         if self.ctx.is_main:

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from cvgl_edge.train.hard_negatives import neighbour_order, shard
+
 
 class ResumableSampler(Sampler[int]):
     """Permutation seeded by (seed, epoch), sharded across ranks, starting at a batch offset.
@@ -75,7 +77,6 @@ class NeighbourSampler(Sampler[int]):
         rank: int = 0,
         world_size: int = 1,
     ):
-        from cvgl_edge.train.hard_negatives import neighbour_order, shard
 
         self.batches = neighbour_order(dataset_size, batch_size * world_size, seed, epoch, neighbours, class_ids)
         self._indices = shard(self.batches, batch_size, rank, world_size, start_batch)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from cvgl_edge.data import build_dataset
 from cvgl_edge.errors import CvglError
 
 #: The recipe used when ``--calibration`` is not given (shipped in calibration/).
@@ -127,7 +128,7 @@ class CalibrationImages:
         step = self.recipe.batch_size
         for start in range(0, len(self.indices), step):
             chunk = self.indices[start : start + step]
-            yield np.stack([self.dataset[i][self.view].numpy() for i in chunk]).astype(np.float32)
+            yield np.stack([self.dataset[i][self.view] for i in chunk]).astype(np.float32)
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -144,7 +145,6 @@ def calibration_images(
     recipe: Recipe, view: str, input_sizes: dict[str, tuple[int, int]], trained_polar: bool
 ) -> CalibrationImages:
     """The recipe's images for ``view`` at the model's input sizes (same indices for both views)."""
-    from cvgl_edge.data import build_dataset
 
     polar = trained_polar if recipe.polar == "checkpoint" else bool(recipe.polar)
     try:

@@ -12,8 +12,8 @@ from typing import Any
 
 import onnx
 
-from cvgl_edge.export.scan import contract
 from cvgl_edge.export.int8.quantize import QUANTIZED_OP_TYPES
+from cvgl_edge.export.scan import contract
 
 #: Consumers that may read a dequantized tensor besides the quantized ops (shape only).
 _SHAPE_ONLY = ("Shape",)

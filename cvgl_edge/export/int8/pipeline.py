@@ -23,16 +23,19 @@ from torch import nn
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError
+from cvgl_edge.eval.evaluate import trained_data_options
 from cvgl_edge.export.auto_verify import unverified_path
 from cvgl_edge.export.int8.calibration import Recipe, calibration_images
 from cvgl_edge.export.int8.checks import qdq_problems, qdq_structure
 from cvgl_edge.export.int8.quantize import QUANTIZED_OP_TYPES, isolate_quantized_inputs, quantize_int8
 from cvgl_edge.export.onnx.exporter import expected_scan_nodes, export_branch
-from cvgl_edge.export.onnx.versions import IR_VERSION
+from cvgl_edge.export.onnx.metadata import state_dict_sha256
 from cvgl_edge.export.onnx.validate import checker_error, compare_with_torch, scan_structure
+from cvgl_edge.export.onnx.versions import IR_VERSION
 from cvgl_edge.export.sample_images import sample_images
 from cvgl_edge.export.tensorrt.calibration_cache import write_trt_cache
 from cvgl_edge.io import atomic_write, atomic_write_json, scratch_folder
+from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 from cvgl_edge.progress import console
 
 
@@ -138,9 +141,6 @@ def _problems(report: dict[str, Any]) -> list[str]:
 
 def run_int8_export(request: Any, recipe: Recipe, views: list[str]) -> list[dict[str, Any]]:
     """Every requested branch as INT8 (checked; accuracy is the verification step's job)."""
-    from cvgl_edge.eval.evaluate import trained_data_options
-    from cvgl_edge.export.onnx.metadata import state_dict_sha256
-    from cvgl_edge.models.checkpoint import model_from_payload, read_checkpoint
 
     payload = read_checkpoint(request.checkpoint, trusted=request.trusted)
     model = model_from_payload(payload, str(request.checkpoint)).eval()

@@ -32,22 +32,28 @@ from torch import nn
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError, first_line
-from cvgl_edge.export.scan import contract
-from cvgl_edge.export.onnx.versions import DEFAULT_OPSET, check_opset, stamp_versions
 from cvgl_edge.export.onnx.fp16 import fp32_islands, half_model
 from cvgl_edge.export.onnx.metadata import (
-    INPUT_NAME, OUTPUT_NAME, export_metadata, state_dict_sha256, write_metadata,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    export_metadata,
+    state_dict_sha256,
+    write_metadata,
 )
+from cvgl_edge.export.onnx.versions import DEFAULT_OPSET, check_opset, stamp_versions
+from cvgl_edge.export.scan import contract
 from cvgl_edge.export.scan.function import build_scan_function
 from cvgl_edge.export.scan.translation import translation_table
 from cvgl_edge.io import atomic_write
+from cvgl_edge.models.mixer import BiMambaMixer
+from cvgl_edge.precisions import ONNX_PRECISIONS
 
 #: Node/value metadata kept from the exporter ("namespace" maps a node to its module).
 _KEPT_NODE_METADATA = ("namespace",)
 #: Batch of the example input; torch.export specialises sizes 0 and 1, so not 1.
 _EXAMPLE_BATCH = 2
 #: What ``export_branch`` writes itself (int8 is a QDQ pass over the fp32 file: int8.pipeline).
-EXPORT_PRECISIONS = ("fp32", "fp16")
+EXPORT_PRECISIONS = ONNX_PRECISIONS
 
 
 class BranchEncoder(nn.Module):
@@ -127,7 +133,6 @@ def _strip_debug_metadata(graph: onnx.GraphProto) -> None:
 def expected_scan_nodes(model: nn.Module, view: str) -> int:
     """SelectiveScan nodes a branch export must hold: two per bidirectional Mamba mixer of the
     branch that encodes ``view`` (2 * depth for GeoSSM and VimGeo, 0 for LRFR)."""
-    from cvgl_edge.models.mixer import BiMambaMixer
 
     branch = model.branch(view) if hasattr(model, "branch") else model
     return 2 * sum(isinstance(m, BiMambaMixer) for m in branch.modules())

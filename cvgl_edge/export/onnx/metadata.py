@@ -17,6 +17,7 @@ from torch import nn
 
 import cvgl_edge
 from cvgl_edge.data.normalize import MEAN_RGB, PIXEL_SCALE, STD_RGB
+from cvgl_edge.models.cost import FLOP_CONVENTION, model_cost, params_total
 from cvgl_edge.models.fingerprint import state_dict_sha256
 from cvgl_edge.runtime.onnxruntime.session import INPUT_NAME, INT_KEYS, JSON_KEYS, OUTPUT_NAME, parse_metadata
 
@@ -30,6 +31,7 @@ def export_metadata(
     """The metadata of one exported branch of a model built by ``build_model``."""
     config = model.config
     h, w = config.input_size(view)
+    cost = model_cost(model, view)  # recorded so a deployment bench (no PyTorch) can report them
     values: dict[str, Any] = {
         "model_name": model.model_name,
         "model_config": config.to_dict(),
@@ -48,6 +50,10 @@ def export_metadata(
         "opset": opset,
         "scan_nodes": scan_nodes,
         "scan_op": "cvgl.SelectiveScan plugin_version 1" if scan_nodes else "none",
+        "params": cost["params"],
+        "params_total": params_total(model),
+        "flops": cost["flops"],
+        "flop_convention": FLOP_CONVENTION,
         "cvgl_edge_version": cvgl_edge.__version__,
     }
     return {k: json.dumps(v) if k in JSON_KEYS else str(v) for k, v in values.items()}

@@ -15,6 +15,7 @@ import onnx
 import torch
 from torch import nn
 
+from cvgl_edge.descriptors import cosine_rows  # noqa: F401 - this module's API too (verify, tests)
 from cvgl_edge.errors import first_line
 from cvgl_edge.export.scan import contract
 from cvgl_edge.runtime.onnxruntime.session import INPUT_NAME, ort_session
@@ -61,12 +62,6 @@ def scan_structure(model: onnx.ModelProto) -> dict:
         "reverse": directions.count(1),
         "function": function,
     }
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity, computed in float64."""
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    return (a64 * b64).sum(1) / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1) + 1e-30)
 
 
 @torch.no_grad()

@@ -21,12 +21,25 @@ from pathlib import Path
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export.plugin.toolchain import (
-    TensorRTHeaders, architecture, cuda_root, find_cmake, find_nvcc, find_tensorrt_headers, gpu_compute_capability, native_sources,
-    nvcc_architectures, nvcc_version,
-)
 from cvgl_edge.export.plugin.cache import (
-    LIBRARY_NAME, MANIFEST_NAME, PluginBuild, build_folder, cache_root, sources_sha256,
+    LIBRARY_NAME,
+    MANIFEST_NAME,
+    PluginBuild,
+    build_folder,
+    cache_root,
+    sources_sha256,
+)
+from cvgl_edge.export.plugin.toolchain import (
+    TensorRTHeaders,
+    architecture,
+    cuda_root,
+    find_cmake,
+    find_nvcc,
+    find_tensorrt_headers,
+    gpu_compute_capability,
+    native_sources,
+    nvcc_architectures,
+    nvcc_version,
 )
 from cvgl_edge.io import atomic_write, atomic_write_json
 from cvgl_edge.locks import exclusive_lock

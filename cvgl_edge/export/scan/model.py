@@ -10,8 +10,8 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto, helper
 
-from cvgl_edge.export.scan import contract
 from cvgl_edge.export.onnx.versions import DEFAULT_OPSET, IR_VERSION
+from cvgl_edge.export.scan import contract
 from cvgl_edge.export.scan.function import build_scan_function
 
 #: Symbolic dims per input (B batch, Dc channels, L sequence length, N state size).

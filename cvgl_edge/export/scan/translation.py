@@ -18,7 +18,6 @@ from onnxscript.values import Op, Opset
 
 from cvgl_edge.export.scan import contract
 
-
 _FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
 
 

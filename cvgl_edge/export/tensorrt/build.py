@@ -35,14 +35,14 @@ import onnx
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError
-from cvgl_edge.export.scan import contract
 from cvgl_edge.export.int8.calibration import Recipe
 from cvgl_edge.export.onnx.metadata import INPUT_NAME, read_metadata
+from cvgl_edge.export.scan import contract
 from cvgl_edge.export.tensorrt.gpu_facts import gpu_facts, rtx_capabilities
 from cvgl_edge.export.tensorrt.implicit_int8 import check_implicit_support, check_int8_mode, configure_implicit_int8
 from cvgl_edge.io import atomic_write, atomic_write_json
-from cvgl_edge.runtime.tensorrt.engine_checks import sidecar_path
 from cvgl_edge.runtime.tensorrt.backend import TrtBackend, collecting_logger, load_backend
+from cvgl_edge.runtime.tensorrt.engine_checks import sidecar_path
 
 #: Engines built by TensorRT-RTX without explicit targets run on these (its documented default).
 RTX_DEFAULT_TARGET = "AOT, CPU-built; TensorRT-RTX default targets: CC 8.0, 8.6, 8.9, 12.0 and later (not 7.5)"

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.eval.evaluate import trained_data_options
 from cvgl_edge.export.int8.calibration import Recipe, load_recipe
-from cvgl_edge.export.plugin.toolchain import gpu_compute_capability
 from cvgl_edge.export.plugin.cache import find_plugin
+from cvgl_edge.export.plugin.toolchain import gpu_compute_capability
 from cvgl_edge.export.tensorrt.build import EngineOptions, build_engine, engine_path_for, sidecar_path
 from cvgl_edge.export.tensorrt.implicit_int8 import check_int8_mode
+from cvgl_edge.models.checkpoint import read_checkpoint
 from cvgl_edge.progress import console
 from cvgl_edge.runtime.tensorrt.backend import TrtBackend, load_backend
 
@@ -80,8 +82,6 @@ def _trained_polar(request: Any, recipe: Recipe) -> bool:
     """Whether the checkpoint was trained on polar-transformed ground images (only read when the recipe says so)."""
     if recipe.polar != "checkpoint":
         return False
-    from cvgl_edge.eval.evaluate import trained_data_options
-    from cvgl_edge.models.checkpoint import read_checkpoint
 
     return trained_data_options(read_checkpoint(request.checkpoint, trusted=getattr(request, "trusted", False)))[1]
 

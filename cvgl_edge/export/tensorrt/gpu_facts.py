@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvgl_edge.runtime.tensorrt.cuda_memory import cudart_module as _cudart, device_name
+from cvgl_edge.runtime.tensorrt.cuda_memory import cudart_module as _cudart
+from cvgl_edge.runtime.tensorrt.cuda_memory import device_name
 
 #: What TensorRT-RTX targets when no compute capability is set (its CPU-only AOT docs:
 #: "8.0, 8.6, 8.9, 12.0, and later"; 7.5 / Turing only when asked for explicitly).

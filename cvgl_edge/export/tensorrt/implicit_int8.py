@@ -28,11 +28,18 @@ import onnx
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export.int8.calibration import Recipe, calibration_images
 from cvgl_edge.export.onnx.metadata import INPUT_NAME
-from cvgl_edge.export.tensorrt.calibrator import ALGORITHM, CacheKey, cache_status, entropy_cache_path, key_path
-from cvgl_edge.export.tensorrt.calibrator import make_entropy_calibrator
+from cvgl_edge.export.tensorrt.calibrator import (
+    ALGORITHM,
+    CacheKey,
+    cache_status,
+    entropy_cache_path,
+    key_path,
+    make_entropy_calibrator,
+)
 from cvgl_edge.export.tensorrt.precision import pin_fp32_layers
 from cvgl_edge.io import file_sha256
 from cvgl_edge.runtime.tensorrt.backend import TrtBackend
+from cvgl_edge.runtime.tensorrt.cuda_memory import open_device_memory
 
 INT8_MODES = ("explicit", "implicit")
 NEEDS_TRT10 = ("implicit INT8 needs TensorRT 10.x; TensorRT 11 and TensorRT-RTX take the explicit QDQ file: "
@@ -65,7 +72,6 @@ def check_implicit_support(backend: TrtBackend) -> None:
 
 def _open_memory() -> Any:
     """Device memory for calibration batches (torch CUDA, else cuda-python): runtime/tensorrt/cuda_memory.py."""
-    from cvgl_edge.runtime.tensorrt.cuda_memory import open_device_memory
 
     return open_device_memory()
 

@@ -59,6 +59,15 @@ def _check_io(session: Any, path: Path) -> None:
                         f"input {INPUT_NAME!r} and output {OUTPUT_NAME!r}")
 
 
+def ort_device(device: str) -> str:
+    """'auto' -> 'cuda' when this onnxruntime has the CUDA provider, else 'cpu'."""
+    if device != "auto":
+        return device
+    import onnxruntime as ort
+
+    return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+
+
 class OrtEncoder(Encoder):
     """One exported branch run by onnxruntime on ``device`` ("cpu" or "cuda[:N]")."""
 

@@ -19,7 +19,7 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "descriptors"
 #: Keys whose value is JSON (everything else is a plain string).
 JSON_KEYS = ("input_size", "normalize_mean", "normalize_std", "model_config")
-INT_KEYS = ("descriptor_dim", "opset", "scan_nodes")
+INT_KEYS = ("descriptor_dim", "opset", "scan_nodes", "params", "params_total", "flops")
 #: ``device`` -> onnxruntime execution provider.
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 

@@ -26,12 +26,17 @@ import numpy as np
 
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.runtime.base import Encoder, EncoderInfo
-from cvgl_edge.runtime.tensorrt.cuda_memory import DeviceMemory, open_device_memory
-from cvgl_edge.runtime.tensorrt.engine_checks import (
-    REBUILD, built_with, check_engine_bytes, check_gpu, check_tensorrt, read_engine_sidecar,
-)
 from cvgl_edge.runtime.onnxruntime.session import INPUT_NAME, OUTPUT_NAME
 from cvgl_edge.runtime.tensorrt.backend import TrtBackend, collecting_logger
+from cvgl_edge.runtime.tensorrt.cuda_memory import DeviceMemory, open_device_memory
+from cvgl_edge.runtime.tensorrt.engine_checks import (
+    REBUILD,
+    built_with,
+    check_engine_bytes,
+    check_gpu,
+    check_tensorrt,
+    read_engine_sidecar,
+)
 
 
 def cuda_index(device: str) -> int:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from cvgl_edge.errors import CvglError, first_line
-from cvgl_edge.runtime.tensorrt.cuda_memory import GpuInfo
 from cvgl_edge.runtime.tensorrt.backend import TrtBackend, load_backend
+from cvgl_edge.runtime.tensorrt.cuda_memory import GpuInfo
 
 REBUILD = "rebuild it with cvgl-edge export --format engine"
 REQUIRED = ("engine_sha256", "tensorrt", "view", "model_name", "model_sha256", "descriptor_dim", "input_size")
