@@ -3,7 +3,7 @@
 For each autopilot profile and message group, ``cvgl-edge localize``'s code path
 (:func:`cvgl_edge.localize.run.run_localization`, ``--realtime`` at the mission's 5 fps)
 runs over the demo's mission with a trained drone model and sends its fixes over UDP to a
-simulated flight controller (tests/autopilot_sim.py: ArduPilot 4.6 / PX4 1.16 acceptance
+simulated flight controller (tests/support/autopilot_sim.py: ArduPilot 4.6 / PX4 1.16 acceptance
 rules under the documented parameters). Reported: messages received, positions fused, what
 was rejected and why, resets, and how far the fused positions are from the loop's fixes and
 from the truth.
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the tests package (tests/support/)
 
-from autopilot_sim import AutopilotPeer, SimulatedAutopilot, documented  # noqa: E402
+from tests.support.autopilot_sim import AutopilotPeer, SimulatedAutopilot, documented  # noqa: E402
 from cvgl_edge.bench.machine import machine_info  # noqa: E402
 from cvgl_edge.demo.settings import DemoSettings  # noqa: E402
 from cvgl_edge.localize.run import MavlinkRequest, run_localization  # noqa: E402

@@ -1,6 +1,6 @@
 """Does the CPU-emulated parity suite catch a broken kernel? And how close is the real one?
 
-1. Runs the kernel (built for the CPU with HIP-CPU, as tests/test_native_kernel_cpu.py does)
+1. Runs the kernel (built for the CPU with HIP-CPU, as tests/native/test_kernel_cpu.py does)
    over the suite's case matrix and prints the largest error per data dtype, as
    max |kernel - float64 reference| / max |reference| per case.
 2. Builds broken copies of export/csrc/selective_scan_kernel.cu (one edit each: a dropped
@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the tests package (tests/support/, tests/native/)
 
-import native_build  # noqa: E402
-from scan_float64 import CpuKernel, make_inputs, reference, scaled_error  # noqa: E402
-from test_native_kernel_cpu import MATRIX  # noqa: E402
+from tests.native.test_kernel_cpu import MATRIX  # noqa: E402
+from tests.support import native_build  # noqa: E402
+from tests.support.scan_float64 import CpuKernel, make_inputs, reference, scaled_error  # noqa: E402
 
-SUITE = ROOT / "tests" / "test_native_kernel_cpu.py"
+SUITE = ROOT / "tests" / "native" / "test_kernel_cpu.py"
 SHUFFLE = "            part += __shfl_xor_sync(0xffffffffu, part, 1, kLanes);\n"
 SYNC = "        __syncthreads();"
 #: name -> (text to find, replacement, which occurrence); each must match.

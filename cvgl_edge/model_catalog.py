@@ -3,7 +3,7 @@ descriptor size and parameter count.
 
 Why a table: ``cvgl-edge models`` must list the presets on the deployment install (no PyTorch)
 and should not build seven networks to do it. The PyTorch registry (``cvgl_edge.models.presets``)
-registers exactly these names with these descriptions; tests/test_model_catalog.py builds every
+registers exactly these names with these descriptions; tests/core/test_model_catalog.py builds every
 preset and checks the numbers here against the built models.
 """
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+
+# The shared helpers (tests/support/) assert too: their failures show the values, as a test's own do.
+pytest.register_assert_rewrite("tests.support")

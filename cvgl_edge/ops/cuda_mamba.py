@@ -10,7 +10,7 @@ module cannot be imported the backward falls back to the chunked PyTorch backwar
 the GPU (correct, slower). mamba_ssm is an optional extra (``pip install
 cvgl-edge[cuda]``), imported lazily. Its kernel has no reverse flag, so reverse scans
 flip the time axis around it. Not run on this project's CPU machines: see
-tests/test_ops_gpu.py.
+tests/ops/test_gpu.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Random, Mamba-like selective-scan inputs for tests and benchmarks.
 
-One generator shared by tests/test_ops_*.py and benchmarks/scan_cpu.py, so parity
+One generator shared by tests/ops/test_*.py and benchmarks/scan_cpu.py, so parity
 tests and timings use inputs in the same range as a real Vim layer: A = -(1..N) per
 channel (the Mamba init), step sizes around softplus(-1) ~ 0.3, unit-variance u, B, C.
 """

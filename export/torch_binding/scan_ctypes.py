@@ -5,7 +5,7 @@ Why ctypes rather than torch.utils.cpp_extension: the kernel already has a C ABI
 headers nor a C++ toolchain matching torch's ABI: only nvcc. ``build_library`` compiles
 ``selective_scan_kernel.cu`` into a shared library (static cudart); ``selective_scan_native``
 fills ``SelectiveScanParams`` from tensors and enqueues on torch's current CUDA stream.
-Used by tests/test_native_gpu.py for parity with cvgl_edge.ops.selective_scan_reference.
+Used by tests/native/test_gpu.py for parity with cvgl_edge.ops.selective_scan_reference.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 // cvgl-edge test: drives the real SelectiveScan plugin through TensorRT's own interfaces, on the CPU.
 //
-// Built by tests/native_build.py against each set of TensorRT headers (no libnvinfer), with the
+// Built by tests/support/native_build.py against each set of TensorRT headers (no libnvinfer), with the
 // plugin source as it ships and the CUDA kernel built for the CPU (HIP-CPU). It does what TensorRT
 // does with a plugin library: getCreators, createPlugin from the fields the ONNX parser passes
 // (INT32 values for the names getFieldNames lists), the build-phase calls, serialization through

@@ -15,7 +15,7 @@ only when its key matches; otherwise it is left alone, calibration runs, and the
 
 Not run here (no GPU, no TensorRT 10.x on this machine): the calibrator's protocol (batches,
 padding, cache round trip, error capture) is tested against a small fake ``trt`` module in
-``tests/test_export_trt_int8.py``; real TensorRT runs are ``@pytest.mark.gpu`` tests.
+``tests/export/tensorrt/test_int8.py``; real TensorRT runs are ``@pytest.mark.gpu`` tests.
 """
 
 from __future__ import annotations

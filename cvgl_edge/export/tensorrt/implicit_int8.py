@@ -11,7 +11,7 @@ calibrator (calibrator.py), a fixed-shape calibration profile (batch = the recip
 batch size), and FP32 pins on the scan and norm layers (precision.py).
 
 Not run here: this machine has no GPU and no TensorRT 10.x (tensorrt_rtx cannot do implicit
-INT8). Tested against a fake ``trt`` module (tests/test_export_trt_int8.py); the real build is
+INT8). Tested against a fake ``trt`` module (tests/export/tensorrt/test_int8.py); the real build is
 a ``@pytest.mark.gpu`` test.
 """
 

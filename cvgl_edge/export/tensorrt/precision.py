@@ -24,7 +24,7 @@ build. Everything else (MatMul, Conv, activations, elementwise glue) is left to 
 int8/fp16/fp32 choice.
 
 Not run against real TensorRT here (tensorrt_rtx has no ``layer.precision``: strongly typed
-only); tested with a fake network in tests/test_export_trt_int8.py.
+only); tested with a fake network in tests/export/tensorrt/test_int8.py.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ process's CUDA context. ``choose_strategy`` says which one ``open_device_memory`
 Not run here: every strategy needs an NVIDIA driver and a GPU, which this machine lacks.
 What was run: the "no GPU" refusals (torch CPU build; cuda-python reports
 cudaErrorInsufficientDriver), the choice between strategies, and cuda-python and pycuda
-against stand-in modules that move real bytes (tests/test_runtime_trt.py). The TensorRT
+against stand-in modules that move real bytes (tests/runtime/test_trt.py). The TensorRT
 encoder's logic is tested with a numpy-backed fake of this interface; the
 ``@pytest.mark.gpu`` tests exercise the real strategies.
 """

@@ -12,7 +12,7 @@ by ``Encoder.encode`` / ``encode_batches`` (``max_batch``).
 
 What was run here (no GPU, only TensorRT-RTX, which cannot run engines without one): the
 whole flow against small fake ``trt`` objects and a numpy-backed fake ``DeviceMemory``
-(tests/test_runtime_trt.py), the version check against the installed TensorRT-RTX, and the
+(tests/runtime/test_trt.py), the version check against the installed TensorRT-RTX, and the
 real "no CUDA GPU" refusal. What was not run: deserialising and executing a real engine on
 a GPU (the ``@pytest.mark.gpu`` tests do, comparing with PyTorch at cosine >= 0.999 in fp32).
 """
