@@ -38,7 +38,7 @@ from cvgl_edge.timing import percentile
 from cvgl_edge.io import atomic_write, atomic_write_json
 from cvgl_edge.localize.evaluate import fix_errors, plot_trajectory, similarity_split
 from cvgl_edge.data.geomap import read_map
-from cvgl_edge.localize.index import TileIndex, build_index, load_index, make_faiss
+from cvgl_edge.localize.index import TileIndex, build_index, load_index
 from cvgl_edge.localize.loop import LoopSettings, run_loop
 from cvgl_edge.data.mission import SyntheticMission, read_mission_spec, read_truth
 from cvgl_edge.localize.search import TileSearcher
@@ -162,7 +162,7 @@ def part_search(args: argparse.Namespace, record: dict[str, Any], dim: int) -> N
         row: dict[str, Any] = {"tiles": n, "descriptor_dim": dim}
         flat = faiss.IndexFlatIP(dim)
         flat.add(data)
-        row["flat"] = {**_time_queries(lambda v: flat.search(v, 10), q), "bytes": n * dim * 4,
+        row["flat"] = {**_time_queries(lambda v, index=flat: index.search(v, 10), q), "bytes": n * dim * 4,
                        "recall_at_1": _recall(flat, q, truth_ids)}
         # Windowed search (tracking): tiles on a square grid, 30 m apart, a 300 m window.
         grid = int(math.ceil(math.sqrt(n)))
@@ -174,7 +174,7 @@ def part_search(args: argparse.Namespace, record: dict[str, Any], dim: int) -> N
         index = TileIndex(flat, tiles, {"kind": "flat", "descriptor_dim": dim, "origin": [lat0, lon0]})
         searcher = TileSearcher(index)
         cx, cy = float(east.mean()), float(north.mean())
-        win = _time_queries(lambda v: searcher.window_search(v[0], cx, cy, 300.0, 10), q)
+        win = _time_queries(lambda v, s=searcher: s.window_search(v[0], cx, cy, 300.0, 10), q)
         row["window_300m"] = {**win, "tiles_in_window": int(len(searcher.window_ids(cx, cy, 300.0)))}
         if n >= 1000:
             t0 = time.perf_counter()

@@ -10,7 +10,6 @@ compare it with PyTorch; they skip without a CUDA GPU and TensorRT (not run here
 The fakes are in tests/support/fake_trt_runtime.py (tests/runtime/test_cuda_memory.py uses them too).
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
