@@ -11,12 +11,14 @@ import importlib
 import importlib.util
 import os
 import platform
+from dataclasses import dataclass
 from typing import Any
 
 import cvgl_edge
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export.plugin.cache import list_builds
 from cvgl_edge.extras import TRAIN_INSTALL, is_missing_torch
+from cvgl_edge.runtime.backends import BACKENDS
 from cvgl_edge.runtime.tensorrt.cuda_memory import choose_strategy
 
 #: Packages whose version is reported: import name -> label.
@@ -62,6 +64,32 @@ def _torch_report() -> dict[str, Any]:
     return report
 
 
+@dataclass
+class _Facts:
+    """What the backend table asks of a machine, found without PyTorch where it is absent."""
+
+    cuda: bool
+    ort_providers: tuple[str, ...]
+    tensorrt: str | None
+
+
+def _backend_lines(cuda: bool) -> dict[str, str]:
+    """One line per registered backend: the files it runs and whether it can run here (its own rule)."""
+    try:
+        import onnxruntime
+
+        providers = tuple(onnxruntime.get_available_providers())
+    except ImportError:
+        providers = ()
+    tensorrt = next((m for m in ("tensorrt", "tensorrt_rtx") if importlib.util.find_spec(m) is not None), None)
+    facts = _Facts(cuda, providers, tensorrt)
+    lines = {}
+    for backend in BACKENDS.values():
+        why = backend.unavailable("fp32", backend.needs_gpu or cuda, facts)
+        lines[f"backend {backend.name}"] = f"{'/'.join(backend.suffixes)}: {why or 'can run here'}"
+    return lines
+
+
 def environment_report() -> dict[str, Any]:
     """Versions, devices and selective-scan backends, as a flat dict."""
     report: dict[str, Any] = {
@@ -76,6 +104,7 @@ def environment_report() -> dict[str, Any]:
     for module, label in MODULES.items():
         report[label] = _version(module)
     report.update(scan)
+    report.update(_backend_lines(bool(report.get("cuda available", False))))
     try:
         report["tensorrt device memory"] = choose_strategy()
     except CvglError as error:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cvgl_edge.errors import CvglError
+from cvgl_edge.extras import needs, torch_installed
 from cvgl_edge.runtime.base import Encoder
 from cvgl_edge.runtime.onnxruntime.encoder import OrtEncoder, ort_device
 from cvgl_edge.runtime.tensorrt.encoder import TrtEncoder
@@ -55,6 +56,8 @@ class Backend:
 
 
 def _torch_unavailable(precision: str, on_gpu: bool, facts: MachineFacts) -> str | None:
+    if not torch_installed():
+        return needs("the torch backend")
     if precision == "int8":
         return "PyTorch int8 is not supported; benchmark int8 with onnxruntime or tensorrt"
     if precision == "fp16" and not on_gpu:

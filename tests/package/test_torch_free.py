@@ -186,6 +186,10 @@ def test_deployment_commands_run_without_torch(deploy, artifacts, tmp_path):
     report = json.loads(result.stdout)
     assert report["torch"].startswith("not installed") and 'pip install "cvgl-edge[train]"' in report["torch"]
     assert report["onnxruntime"] != "not installed" and "scan backends available" not in report
+    # the backend table's own rules: no PyTorch here, ONNX Runtime runs, engines need a GPU
+    assert report["backend torch"] == '.pt/.pth/.ckpt: the torch backend needs PyTorch: pip install "cvgl-edge[train]"'
+    assert report["backend onnxruntime"] == ".onnx: can run here"
+    assert report["backend tensorrt"].startswith(".engine: TensorRT engines need a CUDA GPU")
 
     mission, index = tmp_path / "mission", tmp_path / "map.idx"
     ok(*run("index", "mission", "--out", mission, *MISSION_ARGS), "index mission")
