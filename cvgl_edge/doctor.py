@@ -11,10 +11,10 @@ import importlib
 import importlib.util
 import os
 import platform
-from dataclasses import dataclass
 from typing import Any
 
 import cvgl_edge
+from cvgl_edge.bench.plan import probe_environment
 from cvgl_edge.errors import CvglError, first_line
 from cvgl_edge.export.plugin.cache import list_builds
 from cvgl_edge.extras import TRAIN_INSTALL, is_missing_torch
@@ -64,25 +64,9 @@ def _torch_report() -> dict[str, Any]:
     return report
 
 
-@dataclass
-class _Facts:
-    """What the backend table asks of a machine, found without PyTorch where it is absent."""
-
-    cuda: bool
-    ort_providers: tuple[str, ...]
-    tensorrt: str | None
-
-
 def _backend_lines(cuda: bool) -> dict[str, str]:
     """One line per registered backend: the files it runs and whether it can run here (its own rule)."""
-    try:
-        import onnxruntime
-
-        providers = tuple(onnxruntime.get_available_providers())
-    except ImportError:
-        providers = ()
-    tensorrt = next((m for m in ("tensorrt", "tensorrt_rtx") if importlib.util.find_spec(m) is not None), None)
-    facts = _Facts(cuda, providers, tensorrt)
+    facts = probe_environment(cuda=cuda)
     lines = {}
     for backend in BACKENDS.values():
         why = backend.unavailable("fp32", backend.needs_gpu or cuda, facts)

@@ -18,7 +18,6 @@ a checkpoint's variants; only what needs the model itself differs:
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -96,21 +95,9 @@ def variant_files(source: Path, model: str, variant: plan.Variant) -> dict[str, 
 
 
 def exported_environment(device: str) -> plan.Environment:
-    """``plan.probe_environment`` without PyTorch: the ONNX Runtime providers and the TensorRT
-    package here; a CUDA GPU is taken to be there when asked for (opening a variant's encoders on
-    it says otherwise, and skips that variant with the reason)."""
-    env = plan.Environment(cuda=plan.runtime_device(device) == "cuda")
-    try:
-        import onnxruntime
-
-        env.ort_providers = tuple(onnxruntime.get_available_providers())
-    except ImportError:
-        env.ort_providers = ()
-    for module in ("tensorrt", "tensorrt_rtx"):
-        if importlib.util.find_spec(module) is not None:
-            env.tensorrt = f"{module} {plan.package_version(module)}"
-            break
-    return env
+    """``plan.probe_environment`` without PyTorch: a CUDA GPU is taken to be there when asked for
+    (opening a variant's encoders on it says otherwise, and skips that variant with the reason)."""
+    return plan.probe_environment(cuda=plan.runtime_device(device) == "cuda")
 
 
 def _count(value: Any) -> int | None:

@@ -106,11 +106,14 @@ def runtime_device(device: str) -> str:
     return "cuda" if device in ("cuda", "jetson") else "cpu"
 
 
-def probe_environment() -> Environment:
-    """CUDA, ONNX Runtime providers and the TensorRT flavour importable here."""
-    import torch
+def probe_environment(cuda: bool | None = None) -> Environment:
+    """CUDA, ONNX Runtime providers and the TensorRT flavour importable here. ``cuda``: whether a CUDA
+    GPU is there when the caller knows (no PyTorch to ask: exported files, doctor), else PyTorch says."""
+    if cuda is None:
+        import torch
 
-    env = Environment(cuda=torch.cuda.is_available())
+        cuda = torch.cuda.is_available()
+    env = Environment(cuda=cuda)
     try:
         import onnxruntime
 

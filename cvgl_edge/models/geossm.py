@@ -28,7 +28,7 @@ from cvgl_edge.models.vim_weights import (
     read_vim_state_dict,
     resize_pos_embed,
 )
-from cvgl_edge.views import VIEW_ALIASES, VIEWS
+from cvgl_edge.views import VIEWS, canonical_view
 
 
 def _size(value: Any, name: str) -> tuple[int, int]:
@@ -179,14 +179,8 @@ class GeoSSM(nn.Module):
     def input_sizes(self) -> dict[str, tuple[int, int]]:
         return {view: self.config.input_size(view) for view in VIEWS}
 
-    @staticmethod
-    def canonical_view(view: str) -> str:
-        """'ground' | 'satellite' (| 'drone' -> 'satellite'); anything else is a CvglError."""
-        view = VIEW_ALIASES.get(view, view)
-        if view not in VIEWS:
-            valid = ", ".join(VIEWS + tuple(VIEW_ALIASES))
-            raise CvglError(f"unknown view {view!r}; choose one of: {valid}")
-        return view
+    #: 'ground' | 'satellite' (| 'drone' -> 'satellite'); anything else is a CvglError
+    canonical_view = staticmethod(canonical_view)
 
     def branch(self, view: str) -> VisionMamba:
         """The backbone that encodes ``view`` (the same module for both views when shared).
