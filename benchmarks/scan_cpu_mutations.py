@@ -3,9 +3,10 @@
 1. Runs the kernel (built for the CPU with HIP-CPU, as tests/native/test_kernel_cpu.py does)
    over the suite's case matrix and prints the largest error per data dtype, as
    max |kernel - float64 reference| / max |reference| per case.
-2. Builds broken copies of export/csrc/selective_scan_kernel.cu (one edit each: a dropped
-   shuffle, reversed time order, each __syncthreads() removed, a wrong chunk bound) and runs
-   the whole suite against each (CVGL_SCAN_KERNEL_SOURCE); a mutant must fail tests.
+2. Builds broken copies of export/csrc/selective_scan_kernel.cu (one edit each: the time-split
+   scan's combine, exclusive shift and carry, the reverse tile range, a run's start, the
+   16-byte window alignment, each __syncthreads() removed) and runs the
+   whole suite against each (CVGL_SCAN_KERNEL_SOURCE); a mutant must fail tests.
 
 Needs what the suite needs: CVGL_HIP_CPU_ROOT, CVGL_HIPIFY_PERL and libtbb-dev. CPU only.
 
@@ -33,24 +34,28 @@ from tests.support import native_build  # noqa: E402
 from tests.support.scan_float64 import CpuKernel, make_inputs, reference, scaled_error  # noqa: E402
 
 SUITE = ROOT / "tests" / "native" / "test_kernel_cpu.py"
-SHUFFLE = "            part += __shfl_xor_sync(0xffffffffu, part, 1, kLanes);\n"
-SYNC = "        __syncthreads();"
+SYNC = "__syncthreads();"
 #: name -> (text to find, replacement, which occurrence); each must match.
 MUTATIONS = {
-    "dropped shuffle (lane mask 1)": (SHUFFLE, "", 0),
-    "reversed time order inside a chunk": ("const int t = reverse ? len - 1 - s : s;",
-                                           "const int t = reverse ? s : len - 1 - s;", 0),
-    "__syncthreads() after staging removed": (SYNC, "", 0),
-    "__syncthreads() after the recurrence removed": (SYNC, "", 1),
-    "__syncthreads() before the next chunk removed": (SYNC, "", 2),
-    "reverse chunk start not clamped at 0": ("max(L - (k + 1) * kChunk, 0)", "L - (k + 1) * kChunk", 0),
+    "phase 2: a run's start ignores the runs before it": (
+        "if (lane_k >= offset) h[n] = fmaf(mufu_exp2(a[n] * run_dt), left, h[n]);", "", 0),
+    "phase 2: the first run keeps its neighbour's state": ("if (lane_k == 0) before = 0.f;", "", 0),
+    "phase 2: the carried-in state decays over the wrong run": (
+        "mufu_exp2(a[n] * before_dt), carry[n]", "mufu_exp2(a[n] * run_dt), carry[n]", 0),
+    "the next tile starts from the first run's state": ("__shfl_sync(kAll, h[n], K - 1, K)",
+                                                        "__shfl_sync(kAll, h[n], 0, K)", 0),
+    "reverse tile's physical range one step short": ("s.hi = reverse ? L - t0 : end;",
+                                                     "s.hi = reverse ? L - t0 - 1 : end;", 0),
+    "a run starts one step late": ("const int ls0 = lane_k * steps;", "const int ls0 = lane_k * steps + 1;", 0),
+    "16-byte window loads start past the range": ("const int start = tile.lo - skew + w * kVec;",
+                                                   "const int start = tile.lo + skew + w * kVec;", 0),
+    "__syncthreads() after zeroing shared memory removed": (SYNC, "", 0),
+    "__syncthreads() after staging removed": (SYNC, "", 1),
+    "__syncthreads() after the recurrence removed": (SYNC, "", 2),
+    "__syncthreads() before the next tile removed": (SYNC, "", 3),
 }
 #: Mutants that are not bugs, and why (the suite is right to pass them).
-NOT_BUGS = {
-    "__syncthreads() before the next chunk removed":
-        "not a bug today: each thread stages exactly the shared-memory elements it alone read in the "
-        "epilogue, and s_y is written only after the next staging barrier (see the kernel's comment)",
-}
+NOT_BUGS: dict[str, str] = {}
 
 
 def mutate(source: str, find: str, replace: str, occurrence: int) -> str:

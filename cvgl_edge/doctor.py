@@ -61,6 +61,9 @@ def _torch_report() -> dict[str, Any]:
     report["scan backend (cpu)"] = ops.active_backend(torch.device("cpu"))
     if torch.cuda.is_available():
         report["scan backend (cuda)"] = ops.active_backend(torch.device("cuda"))
+    for name, status in ops.backend_status().items():
+        if name not in ("reference", "chunked"):  # those two always run
+            report[f"scan backend {name}"] = status  # available, or unavailable and why
     return report
 
 

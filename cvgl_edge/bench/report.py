@@ -153,7 +153,8 @@ def accuracy_rows(record: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-ESTIMATE_COLUMNS = ("device", "precision", "branch", "estimate ms/item", "bound", "label")
+ESTIMATE_COLUMNS = ("device", "precision", "branch", "estimate ms/item", "scans ms", "old scans ms", "bound",
+                    "label")
 
 
 def estimate_rows(record: dict[str, Any]) -> list[list[str]]:
@@ -161,7 +162,8 @@ def estimate_rows(record: dict[str, Any]) -> list[list[str]]:
     for e in record.get("estimates") or []:
         ms = next((e[k] for k in ("ms_per_query", "ms", "latency_ms") if e.get(k) is not None), None)
         rows.append([str(e.get("device")), str(e.get("precision")), str(e.get("view") or e.get("branch")), _fmt(ms),
-                     str(e.get("bound", "-")), str(e.get("kind", "estimate"))])
+                     _fmt(e.get("scan_ms")), _fmt(e.get("scan_ms_old")), str(e.get("bound", "-")),
+                     str(e.get("kind", "estimate"))])
     return rows
 
 
@@ -200,7 +202,7 @@ COMPACT_PREPROCESS_COLUMNS = ("branch", "frame", "input", "decode", "resize", "n
 COMPACT_POWER = {"variant": "variant", "branch": "branch", "batch": "batch", "mean module power W": "power W",
                  "J/item": "J/item", "peak RAM MB": "RAM MB", "GPU load %": "GPU %"}
 COMPACT_ESTIMATES = {"device": "device", "precision": "precision", "branch": "branch",
-                     "estimate ms/item": "ms/item", "bound": "bound"}
+                     "estimate ms/item": "ms/item", "scans ms": "scans ms", "bound": "bound"}
 
 
 def compact_summary_rows(record: dict[str, Any]) -> list[list[str]]:

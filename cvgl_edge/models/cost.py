@@ -85,10 +85,14 @@ class _ByteCounter(TorchDispatchMode):
         self.unfused = 0
         self.fused = 0
         self.by_op: dict[str, int] = defaultdict(int)
+        self.scans: dict[tuple[int, int, int, int], int] = defaultdict(int)  # (batch, dim, seqlen, dstate) -> calls
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         name = _op_name(func)
+        if name == "cvgl.selective_scan":  # (u, delta, A, ...): u (B, Dc, L), A (Dc, N)
+            (batch, dim, seqlen), dstate = args[0].shape, args[2].shape[1]
+            self.scans[(int(batch), int(dim), int(seqlen), int(dstate))] += 1
         inputs = [t for t in tree_flatten((args, kwargs or {}))[0] if isinstance(t, torch.Tensor)]
         for t in inputs:
             key = _storage_key(t)
@@ -193,6 +197,10 @@ def model_cost(model: nn.Module, view: str, batch: int = 1) -> dict[str, Any]:
             name: n // batch for name, n in sorted(by_op.items(), key=lambda kv: -kv[1])
         },
         "scan_flops": by_op.get("cvgl.selective_scan", 0) // batch,
+        # every selective scan of one forward: its shape at this batch and how many run (the scan
+        # kernel model in bench/scan_roofline.py times them)
+        "scans": [{"batch": b, "dim": d, "seqlen": n_steps, "dstate": n, "calls": calls}
+                  for (b, d, n_steps, n), calls in sorted(counter.scans.items())],
         "weight_bytes": weight_bytes,
         "activation_bytes": activation,
         "activation_bytes_fused": activation_fused,

@@ -3,7 +3,8 @@
 ``selective_scan`` is the one entry point models use; it is captured as a single
 ``cvgl.selective_scan`` operator by tracing/export. Backends: reference (step loop,
 parity oracle), chunked (vectorised PyTorch), cpp (JIT-built C++ CPU kernel), cuda
-(mamba_ssm). Nothing is compiled at import time.
+(mamba_ssm), native (our CUDA kernel from export/csrc, JIT-built with nvcc). Nothing is
+compiled at import time.
 """
 
 from cvgl_edge.ops.backends import (

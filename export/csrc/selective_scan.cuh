@@ -80,6 +80,19 @@ void cvgl_selective_scan_set_contiguous_strides(SelectiveScanParams* p);
 // seqlen is 0). Asynchronous: returns after the launch, not after the kernel finished.
 int cvgl_selective_scan_forward(const SelectiveScanParams* params, cudaStream_t stream);
 
+// The same scan with the kernel's time split chosen by the caller (benchmarks, tests):
+// split = lanes per channel (a power of two 1..32; 0 = automatic, as cvgl_selective_scan_forward),
+// steps = time steps per lane per tile (0 = automatic; otherwise 1..the shared-memory limit for
+// that split, and split must be given). Other values return CVGL_SCAN_ERR_SHAPE. Same results
+// up to fp32 rounding whatever the split.
+int cvgl_selective_scan_forward_split(const SelectiveScanParams* params, cudaStream_t stream, int split,
+                                      int steps);
+
+// The automatic split for a scan of batch x dim channels over seqlen steps on a GPU with
+// sm_count multiprocessors: 1 when the channels alone fill the GPU, more lanes per channel
+// (up to 32) for small batches. Pure function, exposed so that reports can name the choice.
+int cvgl_selective_scan_choose_split(int batch, int dim, int seqlen, int sm_count);
+
 // Human-readable text for a return code of cvgl_selective_scan_forward.
 const char* cvgl_selective_scan_error_string(int code);
 

@@ -3,6 +3,7 @@
 import pytest
 
 from cvgl_edge.bench.anchors import ANCHORS, anchor_rows
+from cvgl_edge.bench import scan_roofline
 from cvgl_edge.bench.devices import DEVICES, device_for_gpu_name
 from cvgl_edge.bench.estimate import ESTIMATE_KIND, device_table, estimate
 from cvgl_edge.errors import CvglError
@@ -45,6 +46,28 @@ def test_memory_bound_estimate_and_precisions():
     fp32 = estimate(_cost(1e12, 1e6), "h100", "fp32")["compute_ms"]
     fp16 = estimate(_cost(1e12, 1e6), "h100", "fp16")["compute_ms"]
     assert fp32 > fp16 > estimate(_cost(1e12, 1e6), "h100", "int8")["compute_ms"]
+
+
+def test_the_scans_leave_the_roofline_and_come_back_as_the_kernel_models_time():
+    # 48 Vim-S scans (24 layers x 2 directions) at batch 1: their 9*L*Dc*N FLOPs and their bytes
+    # leave the roofline; the scan-kernel model's time for the current kernel is added after it
+    scan_flops = 48 * 9 * 257 * 768 * 16
+    cost = {**_cost(5e9 + scan_flops, 2e8), "batch": 1, "scan_flops": scan_flops,
+            "scans": [{"batch": 1, "dim": 768, "seqlen": 257, "dstate": 16, "calls": 48}]}
+    shape = scan_roofline.ScanShape(1, 768, 257, 16, 2)
+    new, old = scan_roofline.new_kernel(shape, "agx-orin"), scan_roofline.old_kernel(shape, "agx-orin")
+    est = estimate(cost, "agx-orin", "fp16")
+    assert est["compute_ms"] == pytest.approx(5e9 / 42.5e12 * 1e3)
+    assert est["memory_ms"] == pytest.approx((2e8 - 48 * shape.io_bytes) / 204.8e9 * 1e3)
+    assert est["scan_ms"] == pytest.approx(48 * new.us / 1e3) and est["scan_ms_old"] == pytest.approx(48 * old.us / 1e3)
+    assert est["ms_per_query"] == pytest.approx(max(est["compute_ms"], est["memory_ms"]) + est["scan_ms"])
+    assert est["bound"] == "scans" and est["scan_ms"] < est["scan_ms_old"]
+    assert {k["kernel"] for k in est["scan_kernels"]} == {"new", "old"}
+    # fp32 engines store the scan data in fp32: twice the bytes
+    assert estimate(cost, "agx-orin", "fp32")["scan_kernels"][0]["dtype_bytes"] == 4
+    # without scan shapes the scans stay inside the roofline, as before
+    plain = estimate(_cost(5e9 + scan_flops, 2e8), "agx-orin", "fp16")
+    assert plain["scan_ms"] is None and plain["compute_ms"] == pytest.approx((5e9 + scan_flops) / 42.5e12 * 1e3)
 
 
 def test_unknown_device_or_precision_is_one_line():

@@ -64,6 +64,11 @@ def test_models_and_doctor_json():
     report = json.loads(cli("doctor", "--json").stdout)
     assert report["torch"] == torch.__version__
     assert "chunked" in report["scan backends available"]
+    # one line per compiled or optional scan backend: available, or unavailable and why
+    for name in ("cpp", "cuda", "native"):
+        assert report[f"scan backend {name}"].startswith(("available", "unavailable: ")), name
+    if not torch.cuda.is_available():
+        assert report["scan backend native"] == "unavailable: no CUDA device"
 
 
 def test_train_and_eval_on_a_cvusa_tree(tmp_path):

@@ -98,3 +98,9 @@ def test_bad_arguments(model):
         model_cost(model, "street")
     with pytest.raises(CvglError, match="batch"):
         model_cost(model, "ground", batch=0)
+
+
+def test_every_scan_is_listed_with_its_shape(model, ground):
+    # two directions per layer, each (batch 1, d_inner, tokens, d_state): what the scan model times
+    c, d, di, n, r, tokens = _shapes(model, "ground")
+    assert ground["scans"] == [{"batch": 1, "dim": di, "seqlen": tokens, "dstate": n, "calls": 2 * c.depth}]

@@ -1,33 +1,30 @@
 """GPU parity of the native kernel (export/csrc) against selective_scan_reference.
 
-Marked ``gpu``; skipped without CUDA or nvcc. Builds the kernel for the current GPU through
-export/torch_binding/scan_ctypes.py (ctypes over the C ABI) once per session.
+Marked ``gpu``; skipped without CUDA or nvcc. Builds the kernel for the current GPU with the
+``native`` backend's binding (cvgl_edge.ops.native_cuda, ctypes over the C ABI) once per module,
+and checks that the automatic choice on CUDA without mamba_ssm is that kernel.
 """
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 
-from cvgl_edge.ops import selective_scan_reference
+from cvgl_edge.native_tools import find_nvcc
+from cvgl_edge.ops import active_backend, selective_scan, selective_scan_reference, use_backend
+from cvgl_edge.ops import cuda_mamba, native_cuda
 from cvgl_edge.ops.testing import random_scan_inputs
-from tests.support.paths import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "export" / "torch_binding"))
-import scan_ctypes  # noqa: E402
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-    pytest.mark.skipif(scan_ctypes.find_nvcc() is None, reason="needs nvcc to build the kernel"),
+    pytest.mark.skipif(find_nvcc() is None, reason="needs nvcc to build the kernel"),
 ]
 
 
 @pytest.fixture(scope="module")
 def native(tmp_path_factory):
-    return scan_ctypes.NativeScan(scan_ctypes.build_library(tmp_path_factory.mktemp("cvgl_scan")))
+    return native_cuda.NativeScan(native_cuda.build_library(tmp_path_factory.mktemp("cvgl_scan")))
 
 
 TOL = {torch.float32: (2e-4, 2e-4), torch.float16: (1e-2, 1e-2), torch.bfloat16: (5e-2, 5e-2)}
@@ -57,3 +54,22 @@ def test_native_vim_small_shape_runs(native):
     out = native(**kw, delta_softplus=True)
     torch.cuda.synchronize()
     assert out.shape == kw["u"].shape and torch.isfinite(out).all()
+
+
+def test_the_native_backend_builds_and_is_chosen_without_mamba_ssm():
+    assert native_cuda.is_available(), native_cuda.failure_reason()
+    expected = "cuda" if cuda_mamba.scan_fn() is not None else "native"
+    assert active_backend("cuda") == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_selective_scan_on_the_native_backend_matches_reference_and_trains(dtype):
+    kw = random_scan_inputs(2, 40, 130, 16, dtype=dtype, device="cuda", seed=4, requires_grad=True)
+    with use_backend("native"):
+        out = selective_scan(**kw, delta_softplus=True, reverse=True)
+    ref = selective_scan_reference(**{k: v.detach().float() for k, v in kw.items()}, delta_softplus=True,
+                                   reverse=True)
+    rtol, atol = TOL[dtype]
+    torch.testing.assert_close(out.float(), ref, rtol=rtol, atol=atol * max(1.0, ref.abs().max().item()))
+    out.float().sum().backward()  # the gradient comes from chunked
+    assert all(torch.isfinite(v.grad).all() for v in kw.values() if v is not None)

@@ -17,7 +17,6 @@ import ctypes
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,8 @@ from cvgl_edge.errors import CvglError
 from cvgl_edge.export.plugin.toolchain import (
     NATIVE_SOURCES, find_cmake, find_nvcc, find_tensorrt_headers, nvcc_architectures,
 )
+from cvgl_edge.ops import native_cuda
 from tests.support import native_build
-
-sys.path.insert(0, str(NATIVE_SOURCES / "torch_binding"))
-import scan_ctypes  # noqa: E402
 
 NVCC = find_nvcc()
 #: What the project claims (export/CMakeLists.txt's default with nvcc >= 13.0): Turing, A100,
@@ -102,16 +99,16 @@ def test_header_is_plain_c_and_cxx(tmp_path):
 @needs_nvcc
 def test_c_abi_through_ctypes_without_gpu(tmp_path):
     """The ctypes mirror has the C struct's size, and argument checks need no GPU."""
-    lib = scan_ctypes.build_library(tmp_path, archs=("sm_86",))
-    native = scan_ctypes.NativeScan(lib)
-    p = scan_ctypes.SelectiveScanParams()
-    p.abi_version, p.batch, p.dim, p.dstate, p.seqlen = scan_ctypes.ABI_VERSION, 1, 8, 16, 4
+    lib = native_cuda.build_library(tmp_path, archs=("sm_86",))
+    native = native_cuda.NativeScan(lib)
+    p = native_cuda.SelectiveScanParams()
+    p.abi_version, p.batch, p.dim, p.dstate, p.seqlen = native_cuda.ABI_VERSION, 1, 8, 16, 4
     assert native.forward_raw(p) == -1  # NULL pointers, checked before any CUDA call
     p.dstate = 17
     assert native.forward_raw(p) == -2
     p.dstate, p.dtype = 16, 7
     assert native.forward_raw(p) == -3
-    p.dtype, p.seqlen = scan_ctypes.FP32, 0
+    p.dtype, p.seqlen = native_cuda.FP32, 0
     assert native.forward_raw(p) == 0  # empty scan: nothing launched
     assert "dstate" in native.error_string(-2)
 
@@ -123,7 +120,7 @@ def test_c_abi_through_ctypes_without_gpu(tmp_path):
         exe = tmp_path / "size"
         subprocess.run(["cc", f"-I{native_build.CSRC}", f"-I{inc}", str(probe), "-o", str(exe)], check=True)
         size = int(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout)
-        assert size == ctypes.sizeof(scan_ctypes.SelectiveScanParams)
+        assert size == ctypes.sizeof(native_cuda.SelectiveScanParams)
 
 
 @needs_nvcc

@@ -10,12 +10,14 @@ runs blocks as fibers and shuffles through barriers). Skipped without HIP-CPU (a
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 
 from tests.support import native_build
 from tests.support.scan_float64 import (
-    CpuKernel, ScanCase, make_inputs, params_for, reference, scaled_error, tolerance, with_flags,
+    CpuKernel, ScanCase, load, make_inputs, params_for, reference, scaled_error, tolerance, with_flags,
 )
 
 pytestmark = pytest.mark.skipif(native_build.hip_cpu_missing_reason() is not None,
@@ -134,7 +136,7 @@ def test_bad_shapes_and_abi_version_are_refused(kernel, field, value):
 
 def test_a_grid_too_large_for_cuda_is_refused_before_launch(kernel):
     _, p = _params()
-    p.dim, p.batch = 2**31 - 1, 16  # 2^28 channel blocks x 16 > 2^31 - 1 blocks
+    p.dim, p.batch = 2**31 - 1, 1024  # >= 2^24 channel blocks (128 channels each) x 1024 > 2^31 - 1 blocks
     assert kernel.forward(p) == -2
 
 
@@ -160,3 +162,85 @@ def test_every_error_code_has_its_text(kernel):
     assert "dtype" in kernel.error_string(-3)
     assert kernel.error_string(1000 + 1) not in ("", "unknown error")  # CUDA_BASE + a runtime error
     assert kernel.error_string(-99) == "unknown error"
+
+
+# ----------------------------------------------------------------------------- the time split
+# The kernel splits time over `split` lanes per channel (phase 1: each run from h = 0; phase 2: a
+# shuffle scan over the runs; phase 3: each run again from its true start). Every split and run
+# length must give the same scan; cvgl_selective_scan_forward_split forces them.
+def _run_split(kernel: CpuKernel, case: ScanCase, split: int, steps: int, seed: int = 0) -> None:
+    tensors = make_inputs(case, seed)
+    p = params_for(case, tensors)
+    forward_split = kernel.native.lib.cvgl_selective_scan_forward_split
+    forward_split.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    rc = forward_split(ctypes.addressof(p), None, split, steps)
+    assert rc == 0, f"split {split} steps {steps}: {kernel.error_string(rc)}"
+    assert kernel.native.lib.cvgl_emulation_synchronize() == 0
+    got, ref = load(tensors.views["out"], case.dtype), reference(case, tensors)
+    bad = np.abs(got - ref) > tolerance(case, ref)
+    assert not bad.any(), (f"{case.name} split {split} steps {steps}: {int(bad.sum())} of {bad.size} off, "
+                           f"first at {np.argwhere(bad)[0].tolist()}; scaled error {scaled_error(case, got, ref):.2e}")
+
+
+@pytest.mark.parametrize("split", [1, 2, 4, 8, 16, 32])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_every_split_gives_the_same_scan(kernel, split, reverse):
+    # 131 steps: several tiles at every split (runs of at most 9..33 steps), the last one partial
+    _run_split(kernel, ScanCase(2, 37, 16, 131, "fp16", reverse=reverse), split, 0)
+
+
+@pytest.mark.parametrize("split,steps", [(1, 1), (1, 2), (2, 7), (4, 16), (8, 3), (16, 1), (32, 9), (32, 2)])
+def test_any_run_length_gives_the_same_scan(kernel, split, steps):
+    # even run lengths too (bank conflicts, not errors), runs of one step, a tile longer than L
+    _run_split(kernel, ScanCase(1, 21, 13, 97, "bf16", "fp32", reverse=steps % 2 == 0), split, steps, seed=4)
+
+
+@pytest.mark.parametrize("split,steps", [(3, 0), (64, 0), (-1, 0), (0, 5), (1, -1), (32, 10), (1, 34)])
+def test_a_split_or_run_length_out_of_range_is_refused(kernel, split, steps):
+    tensors, p = _params()
+    forward_split = kernel.native.lib.cvgl_selective_scan_forward_split
+    forward_split.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    assert forward_split(ctypes.addressof(p), None, split, steps) == -2
+    assert np.all(tensors.views["out"].astype(np.float64) == np.float32(7777.0))  # nothing ran
+
+
+@pytest.mark.parametrize("batch,dim,seqlen,sms,split", [
+    (64, 768, 257, 132, 1),   # 49152 channels >= 132 SMs x 256 threads: no split, no rescan
+    (1, 768, 257, 132, 32),   # batch 1 on an H100: 768 x 32 = 24576 < 33792, capped at 32 lanes
+    (1, 768, 257, 16, 8),     # AGX Orin: 768 x 4 = 3072 < 4096 -> 8 (6144)
+    (1, 768, 257, 8, 4),      # Orin Nano: 768 x 2 = 1536 < 2048 -> 4 (3072)
+    (8, 768, 257, 132, 8),    # 6144 x 4 = 24576 < 33792 -> 8
+    (1, 768, 40, 132, 4),     # 40 steps: 4 lanes give runs of 10; 8 lanes would give runs of 5 < 8
+    (1, 768, 15, 132, 1),     # 15 steps: no split
+])
+def test_the_automatic_split_fills_the_gpu_without_short_runs(kernel, batch, dim, seqlen, sms, split):
+    choose = kernel.native.lib.cvgl_selective_scan_choose_split
+    choose.argtypes = [ctypes.c_int] * 4
+    assert choose(batch, dim, seqlen, sms) == split
+
+
+def test_z_aligned_differently_from_out_is_read_element_by_element(kernel):
+    # 64 fp16 steps: out's rows are 16-byte aligned (vector stores); z one element off is not
+    case = ScanCase(2, 9, 16, 64, "fp16")
+    tensors = make_inputs(case, seed=6)
+    z = tensors.views["z"]
+    shifted = np.empty(z.size + 1, z.dtype)[1:].reshape(z.shape)
+    shifted[...] = z
+    assert shifted.ctypes.data % 16 != tensors.views["out"].ctypes.data % 16
+    tensors.views["z"] = shifted
+    got, ref = kernel.run(case, tensors), reference(case, tensors)
+    assert (np.abs(got - ref) <= tolerance(case, ref)).all()
+
+
+
+def test_the_roofline_models_split_rule_is_the_kernels(kernel):
+    """bench/scan_roofline.py times the kernel with a Python copy of its launch rule: same answers."""
+    from cvgl_edge.bench.scan_roofline import choose_split
+
+    choose = kernel.native.lib.cvgl_selective_scan_choose_split
+    choose.argtypes = [ctypes.c_int] * 4
+    for batch in (1, 2, 7, 64):
+        for dim in (1, 96, 768, 1536):
+            for seqlen in (1, 15, 16, 40, 257, 1025):
+                for sms in (1, 8, 16, 132):
+                    assert choose_split(batch, dim, seqlen, sms) == choose(batch, dim, seqlen, sms)

@@ -1,4 +1,9 @@
-"""Backend choice: automatic default, env var, use_backend(), fallbacks, lazy build."""
+"""Backend choice: automatic default, env var, use_backend(), fallbacks, lazy build.
+
+The CUDA order (mamba_ssm's ``cuda`` > our ``native`` kernel > ``chunked``) is checked with
+stand-ins for mamba_ssm and for the built kernel, so no GPU is needed; the kernel's binding,
+build and cache are in test_native_cuda.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,7 +26,7 @@ from cvgl_edge.ops import (
     selective_scan,
     use_backend,
 )
-from cvgl_edge.ops import backends, cpu_kernel
+from cvgl_edge.ops import backends, chunked, cpu_kernel, cuda_mamba, native_cuda
 from cvgl_edge.ops.testing import random_scan_inputs
 from tests.support.paths import REPO_ROOT
 
@@ -55,7 +62,7 @@ def test_available_backends_lists_what_runs_here():
     names = available_backends()
     assert names[:2] == ["reference", "chunked"]
     assert ("cpp" in names) == cpu_kernel.is_available()
-    assert set(backend_status()) == {"reference", "chunked", "cpp", "cuda"}
+    assert set(backend_status()) == {"reference", "chunked", "cpp", "cuda", "native"}
 
 
 def test_env_var_selects_backend(monkeypatch):
@@ -152,3 +159,72 @@ def test_no_build_at_import_and_no_crash_without_compiler(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("OK")
     assert "could not be built" in result.stderr
+
+
+# ----------------------------------------------------------------------------- CUDA: mamba_ssm > native > chunked
+@pytest.fixture
+def native_state(monkeypatch):
+    """Set whether the native CUDA kernel counts as built (stand-in) or refused, without a GPU."""
+
+    def set_state(available: bool, reason: str = "nvcc not found (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin)"):
+        stand_in = SimpleNamespace(path=Path("/cache/cvgl_scan_cuda-0123/libcvgl_scan.so"))
+        monkeypatch.setattr(native_cuda, "_scan", stand_in if available else None)
+        monkeypatch.setattr(native_cuda, "_failed", None if available else reason)
+
+    monkeypatch.setattr(backends, "_warned", set())
+    return set_state
+
+
+def _mamba(monkeypatch, present: bool) -> None:
+    monkeypatch.setattr(cuda_mamba, "scan_fn", (lambda: (lambda *a: None)) if present else (lambda: None))
+
+
+def test_cuda_without_mamba_ssm_uses_the_native_kernel(monkeypatch, native_state):
+    _mamba(monkeypatch, False)
+    native_state(True)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        assert backends.resolve("cuda", dtype) == "native"
+    assert backends.resolve(torch.device("cuda", 1)) == "native"
+    assert backends.resolve("cuda", torch.float64) == "chunked"  # the kernels store fp32/fp16/bf16 only
+    assert backends.resolve("cpu") != "native"
+    assert "native" in available_backends()
+    assert backend_status()["native"].startswith("available")
+
+
+def test_mamba_ssm_comes_before_the_native_kernel(monkeypatch, native_state):
+    _mamba(monkeypatch, True)
+    native_state(True)
+    assert backends.resolve("cuda") == "cuda"
+    with use_backend("native"):
+        assert backends.resolve("cuda") == "native"
+
+
+def test_without_the_native_kernel_cuda_falls_back_to_chunked(monkeypatch, native_state, caplog):
+    _mamba(monkeypatch, False)
+    native_state(False)
+    assert backends.resolve("cuda") == "chunked"
+    assert "native" not in available_backends()
+    assert backend_status()["native"] == "unavailable: nvcc not found (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin)"
+    with caplog.at_level(logging.WARNING), use_backend("native"):
+        assert backends.resolve("cuda") == "chunked"
+        assert backends.resolve("cuda") == "chunked"
+    assert sum("'native' cannot run cuda tensors" in r.message for r in caplog.records) == 1
+
+
+def test_native_is_never_asked_for_cpu_tensors(monkeypatch, native_state):
+    native_state(True)
+    monkeypatch.setattr(native_cuda, "is_available", lambda: pytest.fail("CPU tensors asked the CUDA kernel"))
+    with use_backend("native"):
+        assert backends.resolve("cpu") == ("cpp" if cpu_kernel.is_available() else "chunked")
+
+
+def test_native_forward_takes_up_to_16_states_and_its_backward_is_chunked(monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(native_cuda, "forward", lambda *a: calls.append("native") or a[0])
+    monkeypatch.setattr(chunked, "forward", lambda *a: calls.append("chunked") or a[0])
+    forward = backends.forward_impl("native")
+    for nstate in (1, 16, 17):
+        x = random_scan_inputs(1, 4, 5, nstate)
+        forward(*x.values(), True, False)
+    assert calls == ["native", "native", "chunked"]
+    assert backends.backward_impl("native") is chunked.backward

@@ -1,5 +1,7 @@
 """GPU scan paths: chunked on CUDA and mamba_ssm's kernel, both against the reference.
 
+Our own CUDA kernel (the ``native`` backend) is checked on a GPU in tests/native/test_gpu.py.
+
 Marked ``gpu``; skipped with a reason on machines without CUDA (or without mamba_ssm
 for the mamba tests).
 """
@@ -10,7 +12,7 @@ import pytest
 import torch
 
 from cvgl_edge.ops import active_backend, selective_scan, selective_scan_reference, use_backend
-from cvgl_edge.ops import cuda_mamba
+from cvgl_edge.ops import cuda_mamba, native_cuda
 from cvgl_edge.ops.testing import random_scan_inputs
 
 pytestmark = [
@@ -46,7 +48,11 @@ def test_chunked_on_cuda_matches_reference(reverse):
 
 
 def test_default_cuda_backend():
-    expected = "cuda" if cuda_mamba.scan_fn() is not None else "chunked"
+    """mamba_ssm's kernel first, then ours (export/csrc, built with nvcc), then chunked."""
+    if cuda_mamba.scan_fn() is not None:
+        expected = "cuda"
+    else:
+        expected = "native" if native_cuda.is_available() else "chunked"
     assert active_backend("cuda") == expected
 
 

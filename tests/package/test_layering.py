@@ -19,7 +19,7 @@ PACKAGE = REPO_ROOT / "cvgl_edge"
 #: lowest first; a module may import its own layer's other packages only where listed as one unit
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cvgl_edge", "errors", "io", "progress", "views", "locks", "quiet", "extras", "descriptors",
-     "cli_options", "model_catalog", "timing", "checks", "precisions"),
+     "cli_options", "model_catalog", "timing", "checks", "precisions", "native_tools"),
     ("ops",),
     ("data",),
     ("models", "losses"),

@@ -1,7 +1,9 @@
 """An independent float64 reference of the selective scan, and a numpy caller of the kernel's C ABI.
 
-Independent of cvgl_edge.ops (torch) on purpose: the kernel, the PyTorch op and the ONNX body
-are each checked against this one loop, written from the contract in selective_scan.cuh.
+The reference is independent of cvgl_edge.ops on purpose: the kernel, the PyTorch op and the ONNX
+body are each checked against this one loop, written from the contract in selective_scan.cuh. The
+caller uses the package's own ctypes mirror of the C struct (cvgl_edge.ops.native_cuda), so the
+kernel tests check the very struct the ``native`` scan backend fills.
 Inputs are drawn in float64, rounded once to their storage dtype (fp32, fp16 or bf16 bit
 patterns in uint16), and the reference reads the rounded values, so the only differences a
 correct kernel may show are its fp32 arithmetic and the rounding of the output.
@@ -10,18 +12,14 @@ correct kernel may show are its fp32 arithmetic and the rounding of the output.
 from __future__ import annotations
 
 import ctypes
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from tests.support.paths import REPO_ROOT
+from cvgl_edge.ops import native_cuda
 
-sys.path.insert(0, str(REPO_ROOT / "export" / "torch_binding"))
-import scan_ctypes  # noqa: E402  (the ctypes mirror of SelectiveScanParams)
-
-DTYPE_CODES = {"fp32": scan_ctypes.FP32, "fp16": scan_ctypes.FP16, "bf16": scan_ctypes.BF16}
+DTYPE_CODES = {"fp32": native_cuda.FP32, "fp16": native_cuda.FP16, "bf16": native_cuda.BF16}
 #: Unit roundoff of each storage dtype: the most a correct result loses when stored.
 ROUNDOFF = {"fp32": 2.0**-24, "fp16": 2.0**-11, "bf16": 2.0**-8}
 #: fp32 arithmetic allowance, in units of fp32 roundoff times the case's largest |output|.
@@ -154,10 +152,10 @@ def scaled_error(case: ScanCase, got: np.ndarray, ref: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- the C ABI
-def params_for(case: ScanCase, tensors: ScanTensors) -> scan_ctypes.SelectiveScanParams:
+def params_for(case: ScanCase, tensors: ScanTensors) -> native_cuda.SelectiveScanParams:
     """SelectiveScanParams over the views' pointers and element strides (the ctypes mirror)."""
-    p = scan_ctypes.SelectiveScanParams()
-    p.abi_version = scan_ctypes.ABI_VERSION
+    p = native_cuda.SelectiveScanParams()
+    p.abi_version = native_cuda.ABI_VERSION
     p.dtype, p.param_dtype = DTYPE_CODES[case.dtype], DTYPE_CODES[case.param_dtype]
     p.batch, p.dim, p.dstate, p.seqlen = case.batch, case.dim, case.dstate, case.seqlen
     p.direction, p.delta_softplus = int(case.reverse), int(case.softplus)
@@ -182,10 +180,10 @@ class CpuKernel:
     """The kernel library built for the CPU (native_build.build_cpu_kernel), called synchronously."""
 
     def __init__(self, library: Path) -> None:
-        self.native = scan_ctypes.NativeScan(library)
+        self.native = native_cuda.NativeScan(library)
         self.native.lib.cvgl_emulation_synchronize.restype = ctypes.c_int
 
-    def forward(self, params: scan_ctypes.SelectiveScanParams | None) -> int:
+    def forward(self, params: native_cuda.SelectiveScanParams | None) -> int:
         if params is None:
             return self.native.lib.cvgl_selective_scan_forward(None, None)
         rc = self.native.forward_raw(params)

@@ -18,13 +18,15 @@ from pathlib import Path
 from cvgl_edge.errors import CvglError
 from cvgl_edge.export.tensorrt.gpu_facts import gpu_facts
 
-#: The repository's native folder (kernel, plugin, CMakeLists.txt); present in a clone or an
-#: editable install (``pip install -e .``), which is how the README installs cvgl-edge.
-NATIVE_SOURCES = Path(__file__).resolve().parents[3] / "export"
+# NATIVE_SOURCES, find_nvcc and cuda_root live in the core layer (the scan backend in ops builds the
+# kernel with the same nvcc); re-exported here under their old names.
+from cvgl_edge.native_tools import NATIVE_SOURCES as NATIVE_SOURCES
+from cvgl_edge.native_tools import cuda_root as cuda_root
+from cvgl_edge.native_tools import find_nvcc as find_nvcc
+
 #: System include folders that hold NvInfer.h after a Debian/JetPack package install.
 SYSTEM_TENSORRT_INCLUDES = (Path("/usr/include/aarch64-linux-gnu"), Path("/usr/include/x86_64-linux-gnu"),
                             Path("/usr/include"))
-_NVCC_CANDIDATES = ("/usr/local/cuda/bin/nvcc", "/usr/local/bin/nvcc")
 _DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(\w+)", re.MULTILINE)
 
 
@@ -56,28 +58,9 @@ def native_sources() -> Path:
     return NATIVE_SOURCES
 
 
-def find_nvcc() -> Path | None:
-    """nvcc on PATH, under $CUDA_HOME, or in the usual toolkit places."""
-    found = shutil.which("nvcc")
-    candidates = [found] if found else []
-    if os.environ.get("CUDA_HOME"):
-        candidates.append(str(Path(os.environ["CUDA_HOME"]) / "bin" / "nvcc"))
-    candidates += _NVCC_CANDIDATES
-    return next((Path(c) for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
 def find_cmake() -> Path | None:
     found = shutil.which("cmake")
     return Path(found) if found else None
-
-
-def cuda_root(nvcc: Path) -> Path:
-    """The toolkit folder of ``nvcc``; asks nvcc itself, since /usr/local/bin/nvcc may be a wrapper."""
-    out = subprocess.run([str(nvcc), "--dryrun", "-E", "-x", "cu", os.devnull], capture_output=True, text=True)
-    for line in (out.stdout + out.stderr).splitlines():
-        if "TOP=" in line:
-            return Path(line.split("TOP=", 1)[1].strip()).resolve()
-    return nvcc.resolve().parent.parent
 
 
 def cuda_include_dir(nvcc: Path) -> Path | None:
