@@ -29,7 +29,7 @@
 // Shared memory declared with a size chosen per launch; HIP-CPU's bridge header (tests)
 // provides its own form of this declaration.
 #ifndef CVGL_DYNAMIC_SHARED
-#define CVGL_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#define CVGL_DYNAMIC_SHARED(type, name) extern __shared__ __align__(16) type name[]  // float4 reads
 #endif
 
 namespace {
@@ -96,9 +96,9 @@ struct alignas(16) Pack {
 };
 
 // One tile of time: logical steps [t0, t0 + tile) (logical = reversed when direction = 1),
-// physically [lo, hi) with `valid` = hi - lo steps inside the sequence.
+// physically [lo, hi) (the part inside the sequence; the last tile may be shorter).
 struct Tile {
-    int t0, tile, lo, hi, valid;
+    int t0, tile, lo, hi;
     bool reverse;
     int L;
     __device__ int logical(int t) const { return (reverse ? L - 1 - t : t) - t0; }
@@ -113,7 +113,6 @@ __device__ __forceinline__ Tile make_tile(int t0, int tile, int L, bool reverse)
     const int end = min(t0 + tile, L);
     s.lo = reverse ? L - end : t0;
     s.hi = reverse ? L - t0 : end;
-    s.valid = end - t0;
     return s;
 }
 
