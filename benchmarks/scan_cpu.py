@@ -123,7 +123,7 @@ def build_kernel(fresh: bool) -> dict:
     return {
         "available": available,
         "fresh_build": fresh,
-        "seconds": round(cpu_kernel.build_seconds or 0.0, 2),
+        "seconds": round(cpu_kernel.LIBRARY.seconds or 0.0, 2),
         "failure": cpu_kernel.failure_reason(),
     }
 

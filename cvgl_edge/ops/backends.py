@@ -138,8 +138,8 @@ def available_backends() -> list[str]:
 def backend_status() -> dict[str, str]:
     """One line per backend saying whether it can run and, if not, why (for `doctor`)."""
     cpp = "available" if cpu_kernel.is_available() else f"unavailable: {cpu_kernel.failure_reason()}"
-    if cpu_kernel.build_seconds is not None and cpu_kernel.is_available():
-        cpp += f" (built/loaded in {cpu_kernel.build_seconds:.1f} s, {cpu_kernel.build_directory()})"
+    if cpu_kernel.LIBRARY.seconds is not None and cpu_kernel.is_available():
+        cpp += f" (built/loaded in {cpu_kernel.LIBRARY.seconds:.1f} s, {cpu_kernel.build_directory()})"
     if cuda_mamba.scan_fn() is None:
         cuda = "unavailable: mamba_ssm not importable (CUDA tensors use native, else chunked)"
     elif not torch.cuda.is_available():
@@ -150,7 +150,7 @@ def backend_status() -> dict[str, str]:
     if scan is None:
         native = f"unavailable: {native_cuda.failure_reason()}"
     else:
-        seconds = native_cuda.build_seconds or 0.0
+        seconds = native_cuda.LIBRARY.seconds or 0.0
         native = f"available (export/csrc kernel, built/loaded in {seconds:.1f} s, {scan.path})"
     return {
         "reference": "available (step loop, parity oracle only)",

@@ -23,12 +23,11 @@ import hashlib
 import logging
 import os
 import platform
-import threading
-import time
 from pathlib import Path
 
 import torch
 
+from cvgl_edge.ops.build_once import BuildOnce
 from cvgl_edge.ops.common import ScanGrads, compute_dtype, softplus_grad, step_sizes
 
 log = logging.getLogger(__name__)
@@ -36,10 +35,6 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).resolve().parent / "csrc" / "selective_scan_cpu.cpp"
 ABI_VERSION = 2
 
-_lock = threading.Lock()
-_lib: ctypes.CDLL | None = None
-_failed: str | None = None
-build_seconds: float | None = None  # wall time of the build (or cache load) in this process
 
 
 def _cpu_tag() -> str:
@@ -128,28 +123,21 @@ def _summarise(exc: Exception) -> str:
     return f"{type(exc).__name__}: {detail}"[:300]
 
 
+def _disabled() -> str | None:
+    return "disabled by CVGL_DISABLE_CPP=1" if os.environ.get("CVGL_DISABLE_CPP") == "1" else None
+
+
+#: The library of this process: built on the first scan that needs it (``LIBRARY.seconds``: how long).
+LIBRARY: BuildOnce[ctypes.CDLL] = BuildOnce(
+    build=_build, unavailable=_disabled, describe=_summarise,
+    warning="cvgl_edge: C++ selective-scan kernel could not be built (%s); "
+            "falling back to the chunked PyTorch scan.",
+)
+
+
 def library() -> ctypes.CDLL | None:
     """The loaded kernel library, building it on first call; None if it cannot be built."""
-    global _lib, _failed, build_seconds
-    if _lib is not None or _failed is not None:
-        return _lib
-    with _lock:
-        if _lib is None and _failed is None:
-            if os.environ.get("CVGL_DISABLE_CPP") == "1":
-                _failed = "disabled by CVGL_DISABLE_CPP=1"
-                return None
-            start = time.perf_counter()
-            try:
-                _lib = _build()
-            except Exception as exc:  # any build/load failure means "use chunked"
-                _failed = _summarise(exc)
-                log.warning(
-                    "cvgl_edge: C++ selective-scan kernel could not be built (%s); "
-                    "falling back to the chunked PyTorch scan.",
-                    _failed,
-                )
-            build_seconds = time.perf_counter() - start
-    return _lib
+    return LIBRARY.get()
 
 
 def is_available() -> bool:
@@ -159,7 +147,7 @@ def is_available() -> bool:
 
 def failure_reason() -> str | None:
     """Why the kernel is unavailable, or None."""
-    return _failed
+    return LIBRARY.failure
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:

@@ -31,8 +31,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,6 +39,7 @@ from pathlib import Path
 import torch
 
 from cvgl_edge import native_tools
+from cvgl_edge.ops.build_once import BuildOnce
 from cvgl_edge.errors import CvglError, first_line
 
 log = logging.getLogger(__name__)
@@ -287,12 +286,6 @@ def cached_library(nvcc: Path, archs: Sequence[str], root: Path | None = None) -
 
 
 # ----------------------------------------------------------------------------- the backend's state
-_lock = threading.Lock()
-_scan: NativeScan | None = None
-_failed: str | None = None
-build_seconds: float | None = None  # wall time of the build (or cache load) and probe in this process
-
-
 def unavailable_reason() -> str | None:
     """Why the backend cannot run here before any build is tried (cheap checks), or None."""
     if os.environ.get(DISABLE_ENV) == "1":
@@ -329,29 +322,17 @@ def _load() -> NativeScan:
     return scan
 
 
+#: The kernel of this process: built and probed on the first CUDA scan (``LIBRARY.seconds``: how long).
+LIBRARY: BuildOnce[NativeScan] = BuildOnce(
+    build=_load, unavailable=unavailable_reason, describe=first_line,
+    warning="cvgl_edge: native CUDA selective-scan kernel unavailable (%s); "
+            "CUDA scans fall back to the chunked PyTorch scan.",
+)
+
+
 def library() -> NativeScan | None:
     """The loaded kernel, building it on the first call; None when it cannot run here."""
-    global _scan, _failed, build_seconds
-    if _scan is not None or _failed is not None:
-        return _scan
-    with _lock:
-        if _scan is None and _failed is None:
-            reason = unavailable_reason()
-            if reason is not None:  # expected (CPU machine, no toolkit): doctor says it, no warning
-                _failed = reason
-                return None
-            start = time.perf_counter()
-            try:
-                _scan = _load()
-            except Exception as exc:  # any build/load failure means "use chunked"
-                _failed = first_line(exc)
-                log.warning(
-                    "cvgl_edge: native CUDA selective-scan kernel unavailable (%s); "
-                    "CUDA scans fall back to the chunked PyTorch scan.",
-                    _failed,
-                )
-            build_seconds = time.perf_counter() - start
-    return _scan
+    return LIBRARY.get()
 
 
 def is_available() -> bool:
@@ -361,7 +342,7 @@ def is_available() -> bool:
 
 def failure_reason() -> str | None:
     """Why the backend is unavailable, or None."""
-    return _failed
+    return LIBRARY.failure
 
 
 def forward(

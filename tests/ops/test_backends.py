@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -124,9 +125,7 @@ def test_build_failure_falls_back_to_chunked(monkeypatch, caplog):
     def broken_build():
         raise RuntimeError("no compiler")
 
-    monkeypatch.setattr(cpu_kernel, "_lib", None)
-    monkeypatch.setattr(cpu_kernel, "_failed", None)
-    monkeypatch.setattr(cpu_kernel, "_build", broken_build)
+    monkeypatch.setattr(cpu_kernel, "LIBRARY", replace(cpu_kernel.LIBRARY, build=broken_build))  # nothing built yet
     with caplog.at_level(logging.WARNING):
         assert active_backend("cpu") == "chunked"
         assert "cpp" not in available_backends()
@@ -142,7 +141,7 @@ def test_no_build_at_import_and_no_crash_without_compiler(tmp_path):
         """
         import cvgl_edge.ops as ops
         from cvgl_edge.ops import cpu_kernel
-        assert cpu_kernel._lib is None and cpu_kernel._failed is None, "built at import"
+        assert cpu_kernel.LIBRARY.value is None and cpu_kernel.LIBRARY.failure is None, "built at import"
         from cvgl_edge.ops.testing import random_scan_inputs
         out = ops.selective_scan(**random_scan_inputs(1, 4, 5, 16))
         assert ops.active_backend("cpu") == "chunked", ops.active_backend("cpu")
@@ -168,8 +167,9 @@ def native_state(monkeypatch):
 
     def set_state(available: bool, reason: str = "nvcc not found (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin)"):
         stand_in = SimpleNamespace(path=Path("/cache/cvgl_scan_cuda-0123/libcvgl_scan.so"))
-        monkeypatch.setattr(native_cuda, "_scan", stand_in if available else None)
-        monkeypatch.setattr(native_cuda, "_failed", None if available else reason)
+        state = replace(native_cuda.LIBRARY)  # nothing built or refused yet
+        state.value, state.failure = (stand_in, None) if available else (None, reason)
+        monkeypatch.setattr(native_cuda, "LIBRARY", state)
 
     monkeypatch.setattr(backends, "_warned", set())
     return set_state

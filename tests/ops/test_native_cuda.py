@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,8 +65,9 @@ def emulated(tmp_path_factory) -> native_cuda.NativeScan:
 @pytest.fixture
 def installed(emulated, monkeypatch) -> native_cuda.NativeScan:
     """The emulated library as the backend's loaded kernel."""
-    monkeypatch.setattr(native_cuda, "_scan", emulated)
-    monkeypatch.setattr(native_cuda, "_failed", None)
+    state = replace(native_cuda.LIBRARY)
+    state.value = emulated
+    monkeypatch.setattr(native_cuda, "LIBRARY", state)
     return emulated
 
 
@@ -219,8 +221,7 @@ def test_the_probe_scan_passes_on_a_working_library(installed):
 @pytest.fixture
 def fresh(monkeypatch, tmp_path) -> Path:
     """Nothing built or refused yet in this process; the build cache (returned) under tmp_path."""
-    monkeypatch.setattr(native_cuda, "_scan", None)
-    monkeypatch.setattr(native_cuda, "_failed", None)
+    monkeypatch.setattr(native_cuda, "LIBRARY", replace(native_cuda.LIBRARY))
     monkeypatch.setattr(native_cuda, "cache_root", lambda: tmp_path / "cache")
     monkeypatch.delenv(native_cuda.DISABLE_ENV, raising=False)
     monkeypatch.setattr(cuda_mamba, "scan_fn", lambda: None)
@@ -244,7 +245,7 @@ def _native_warnings(caplog) -> list[str]:
 def test_the_first_cuda_scan_builds_once_then_native_serves(gpu_machine, monkeypatch):
     loads = []
     stand_in = object()
-    monkeypatch.setattr(native_cuda, "_load", lambda: loads.append(1) or stand_in)
+    monkeypatch.setattr(native_cuda.LIBRARY, "build", lambda: loads.append(1) or stand_in)
     assert backends.resolve("cuda") == "native"
     assert backends.resolve("cuda", torch.bfloat16) == "native"
     assert native_cuda.library() is stand_in and loads == [1]
@@ -252,7 +253,7 @@ def test_the_first_cuda_scan_builds_once_then_native_serves(gpu_machine, monkeyp
 
 def test_the_environment_switch_disables_it_before_any_build(gpu_machine, monkeypatch, caplog):
     monkeypatch.setenv(native_cuda.DISABLE_ENV, "1")
-    monkeypatch.setattr(native_cuda, "_load", lambda: pytest.fail("built although disabled"))
+    monkeypatch.setattr(native_cuda.LIBRARY, "build", lambda: pytest.fail("built although disabled"))
     with caplog.at_level(logging.WARNING):
         assert not native_cuda.is_available()
         assert backends.resolve("cuda") == "chunked"
@@ -272,7 +273,7 @@ def test_what_is_missing_is_named_and_nothing_is_built(gpu_machine, monkeypatch,
     else:
         monkeypatch.setattr(native_tools, "find_nvcc", lambda: None)
         expected = ("nvcc not found",)
-    monkeypatch.setattr(native_cuda, "_load", lambda: pytest.fail("tried to build"))
+    monkeypatch.setattr(native_cuda.LIBRARY, "build", lambda: pytest.fail("tried to build"))
     with caplog.at_level(logging.WARNING):
         assert not native_cuda.is_available()
         assert "native" not in backends.available_backends()
@@ -332,7 +333,7 @@ def test_importing_the_package_builds_nothing(tmp_path):
     script = textwrap.dedent("""
         import cvgl_edge.ops
         from cvgl_edge.ops import native_cuda
-        assert native_cuda._scan is None and native_cuda._failed is None, "built or probed at import"
+        assert native_cuda.LIBRARY.value is None and native_cuda.LIBRARY.failure is None, "built or probed at import"
         print("OK")
     """)
     env = dict(os.environ, CVGL_EXTENSIONS_DIR=str(tmp_path))
