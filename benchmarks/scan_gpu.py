@@ -360,54 +360,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- the native kernel's split entry points
 class SplitScan:
-    """cvgl_selective_scan_forward_split and cvgl_selective_scan_choose_split of a loaded kernel library."""
+    """The native kernel at a forced split: scans prepared once and launched many times (timing)."""
 
     def __init__(self, native: native_cuda.NativeScan) -> None:
         self.native = native
-        lib = native.lib
-        self._forward = lib.cvgl_selective_scan_forward_split
-        self._forward.argtypes = [ctypes.POINTER(native_cuda.SelectiveScanParams), ctypes.c_void_p,
-                                  ctypes.c_int, ctypes.c_int]
-        self._forward.restype = ctypes.c_int
-        self._choose = lib.cvgl_selective_scan_choose_split
-        self._choose.argtypes = [ctypes.c_int] * 4
-        self._choose.restype = ctypes.c_int
 
     def choose(self, batch: int, dim: int, seqlen: int, sm_count: int) -> int:
-        return int(self._choose(batch, dim, seqlen, sm_count))
+        return self.native.choose_split(batch, dim, seqlen, sm_count)
 
     def prepare(self, x: dict, *, split: int, steps: int = 0, softplus: bool = True,
                 reverse: bool = False) -> Callable[[], torch.Tensor]:
         """A launcher of the scan of ``x`` at this split: parameters built once, one output tensor reused."""
-        dtype = x["u"].dtype
-        data = {k: None if x[k] is None else x[k].detach().to(dtype).contiguous() for k in ("u", "delta", "z", "B", "C")}
-        params = {k: None if x[k] is None else x[k].detach().float().contiguous() for k in ("A", "D", "delta_bias")}
-        batch, dim, seqlen = data["u"].shape
-        out = torch.empty_like(data["u"])
-        p = native_cuda.SelectiveScanParams()
-        p.abi_version, p.dtype, p.param_dtype = native_cuda.ABI_VERSION, native_cuda.DTYPE_CODES[dtype], native_cuda.FP32
-        p.batch, p.dim, p.dstate, p.seqlen = batch, dim, params["A"].shape[1], seqlen
-        p.direction, p.delta_softplus = int(reverse), int(softplus)
-        p.has_D, p.has_z, p.has_delta_bias = (int(params["D"] is not None), int(data["z"] is not None),
-                                              int(params["delta_bias"] is not None))
-        for name, inner, t in (("u", "dim", data["u"]), ("delta", "dim", data["delta"]), ("z", "dim", data["z"]),
-                               ("out", "dim", out), ("B", "dstate", data["B"]), ("C", "dstate", data["C"])):
-            setattr(p, name, None if t is None else t.data_ptr())
-            if t is not None:
-                setattr(p, f"{name}_batch_stride", t.stride(0))
-                setattr(p, f"{name}_{inner}_stride", t.stride(1))
-        p.A, p.D, p.delta_bias = (None if t is None else t.data_ptr() for t in params.values())
-        stream = ctypes.c_void_p(self.native.launcher.stream(out.device))
-        keep = (data, params)  # the pointers in p stay valid while the launcher lives
+        scan = self.native.prepare(x["u"], x["delta"], x["A"], x["B"], x["C"], x["D"], x["z"], x["delta_bias"],
+                                   softplus, reverse)
+        stream = self.native.launcher.stream(scan.out.device)
 
         def launch() -> torch.Tensor:
-            rc = self._forward(ctypes.byref(p), stream, split, steps)
+            rc = self.native.forward_split_raw(scan.params, stream, split, steps)
             self.native.launcher.after(self.native.lib)
             if rc != 0:
                 raise CvglError(f"split {split} steps {steps}: {self.native.error_string(rc)} (code {rc})")
-            return out
+            return scan.out
 
-        launch.keep = keep  # type: ignore[attr-defined]
         return launch
 
 

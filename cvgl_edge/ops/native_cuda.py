@@ -128,6 +128,16 @@ def _set_tensor(p: SelectiveScanParams, name: str, inner: str, t: torch.Tensor |
         setattr(p, f"{name}_{inner}_stride", t.stride(1))
 
 
+@dataclass(frozen=True)
+class PreparedScan:
+    """One scan's parameter block and its output; ``tensors`` (the inputs as the kernel reads them)
+    keep alive the memory the block points at."""
+
+    params: SelectiveScanParams
+    out: torch.Tensor
+    tensors: tuple[torch.Tensor | None, ...]
+
+
 class NativeScan:
     """The kernel library opened with ctypes: the raw C entry points and a tensor-level forward."""
 
@@ -135,8 +145,13 @@ class NativeScan:
         self.path = Path(library)
         self.launcher = launcher
         self.lib = ctypes.CDLL(str(library))
-        self.lib.cvgl_selective_scan_forward.argtypes = [ctypes.POINTER(SelectiveScanParams), ctypes.c_void_p]
+        params, stream, i32 = ctypes.POINTER(SelectiveScanParams), ctypes.c_void_p, ctypes.c_int
+        self.lib.cvgl_selective_scan_forward.argtypes = [params, stream]
         self.lib.cvgl_selective_scan_forward.restype = ctypes.c_int
+        self.lib.cvgl_selective_scan_forward_split.argtypes = [params, stream, i32, i32]
+        self.lib.cvgl_selective_scan_forward_split.restype = ctypes.c_int
+        self.lib.cvgl_selective_scan_choose_split.argtypes = [i32] * 4
+        self.lib.cvgl_selective_scan_choose_split.restype = ctypes.c_int
         self.lib.cvgl_selective_scan_error_string.argtypes = [ctypes.c_int]
         self.lib.cvgl_selective_scan_error_string.restype = ctypes.c_char_p
 
@@ -144,6 +159,14 @@ class NativeScan:
         """``cvgl_selective_scan_forward`` as is: 0 or an error code."""
         ref = None if params is None else ctypes.byref(params)
         return self.lib.cvgl_selective_scan_forward(ref, ctypes.c_void_p(stream))
+
+    def forward_split_raw(self, params: SelectiveScanParams, stream: int, split: int, steps: int) -> int:
+        """``cvgl_selective_scan_forward_split``: the scan at a forced time split (0 = automatic)."""
+        return self.lib.cvgl_selective_scan_forward_split(ctypes.byref(params), ctypes.c_void_p(stream), split, steps)
+
+    def choose_split(self, batch: int, dim: int, seqlen: int, sm_count: int) -> int:
+        """The split the kernel picks for this shape on a GPU with ``sm_count`` SMs."""
+        return int(self.lib.cvgl_selective_scan_choose_split(batch, dim, seqlen, sm_count))
 
     def error_string(self, code: int) -> str:
         return self.lib.cvgl_selective_scan_error_string(code).decode()
@@ -162,6 +185,28 @@ class NativeScan:
         reverse: bool,
     ) -> torch.Tensor:
         """Enqueue one scan; returns (B, Dc, L) in u's dtype (written when the stream gets there)."""
+        scan = self.prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse)
+        with _on_device(scan.out.device):
+            rc = self.forward_raw(scan.params, self.launcher.stream(scan.out.device))
+        self.launcher.after(self.lib)
+        if rc != 0:
+            raise CvglError(f"native selective scan failed: {self.error_string(rc)} (code {rc})")
+        return scan.out
+
+    def prepare(
+        self,
+        u: torch.Tensor,
+        delta: torch.Tensor,
+        A: torch.Tensor,
+        B: torch.Tensor,
+        C: torch.Tensor,
+        D: torch.Tensor | None,
+        z: torch.Tensor | None,
+        delta_bias: torch.Tensor | None,
+        delta_softplus: bool,
+        reverse: bool,
+    ) -> PreparedScan:
+        """The parameter block of one scan over these tensors and a fresh output (nothing launched)."""
         dtype = u.dtype
         if dtype not in DTYPE_CODES:
             raise CvglError(f"native selective scan: u must be fp32, fp16 or bf16, got {dtype}")
@@ -186,13 +231,7 @@ class NativeScan:
         for name, t in (("B", B), ("C", C)):
             _set_tensor(p, name, "dstate", t)
         p.A, p.D, p.delta_bias = (None if t is None else t.data_ptr() for t in (A, D, delta_bias))
-
-        with _on_device(u.device):
-            rc = self.forward_raw(p, self.launcher.stream(u.device))
-        self.launcher.after(self.lib)
-        if rc != 0:
-            raise CvglError(f"native selective scan failed: {self.error_string(rc)} (code {rc})")
-        return out
+        return PreparedScan(p, out, (u, delta, B, C, z, A, D, delta_bias))
 
     def __call__(self, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, reverse=False):
         """Keyword form with selective_scan_reference's defaults (benchmarks, parity tests)."""

@@ -10,8 +10,6 @@ runs blocks as fibers and shuffles through barriers). Skipped without HIP-CPU (a
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 import pytest
 
@@ -170,10 +168,7 @@ def test_every_error_code_has_its_text(kernel):
 # length must give the same scan; cvgl_selective_scan_forward_split forces them.
 def _run_split(kernel: CpuKernel, case: ScanCase, split: int, steps: int, seed: int = 0) -> None:
     tensors = make_inputs(case, seed)
-    p = params_for(case, tensors)
-    forward_split = kernel.native.lib.cvgl_selective_scan_forward_split
-    forward_split.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-    rc = forward_split(ctypes.addressof(p), None, split, steps)
+    rc = kernel.native.forward_split_raw(params_for(case, tensors), 0, split, steps)
     assert rc == 0, f"split {split} steps {steps}: {kernel.error_string(rc)}"
     assert kernel.native.lib.cvgl_emulation_synchronize() == 0
     got, ref = load(tensors.views["out"], case.dtype), reference(case, tensors)
@@ -198,9 +193,7 @@ def test_any_run_length_gives_the_same_scan(kernel, split, steps):
 @pytest.mark.parametrize("split,steps", [(3, 0), (64, 0), (-1, 0), (0, 5), (1, -1), (32, 10), (1, 34)])
 def test_a_split_or_run_length_out_of_range_is_refused(kernel, split, steps):
     tensors, p = _params()
-    forward_split = kernel.native.lib.cvgl_selective_scan_forward_split
-    forward_split.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-    assert forward_split(ctypes.addressof(p), None, split, steps) == -2
+    assert kernel.native.forward_split_raw(p, 0, split, steps) == -2
     assert np.all(tensors.views["out"].astype(np.float64) == np.float32(7777.0))  # nothing ran
 
 
@@ -214,9 +207,7 @@ def test_a_split_or_run_length_out_of_range_is_refused(kernel, split, steps):
     (1, 768, 15, 132, 1),     # 15 steps: no split
 ])
 def test_the_automatic_split_fills_the_gpu_without_short_runs(kernel, batch, dim, seqlen, sms, split):
-    choose = kernel.native.lib.cvgl_selective_scan_choose_split
-    choose.argtypes = [ctypes.c_int] * 4
-    assert choose(batch, dim, seqlen, sms) == split
+    assert kernel.native.choose_split(batch, dim, seqlen, sms) == split
 
 
 def test_z_aligned_differently_from_out_is_read_element_by_element(kernel):
@@ -237,10 +228,8 @@ def test_the_roofline_models_split_rule_is_the_kernels(kernel):
     """bench/scan_roofline.py times the kernel with a Python copy of its launch rule: same answers."""
     from cvgl_edge.bench.scan_roofline import choose_split
 
-    choose = kernel.native.lib.cvgl_selective_scan_choose_split
-    choose.argtypes = [ctypes.c_int] * 4
     for batch in (1, 2, 7, 64):
         for dim in (1, 96, 768, 1536):
             for seqlen in (1, 15, 16, 40, 257, 1025):
                 for sms in (1, 8, 16, 132):
-                    assert choose_split(batch, dim, seqlen, sms) == choose(batch, dim, seqlen, sms)
+                    assert choose_split(batch, dim, seqlen, sms) == kernel.native.choose_split(batch, dim, seqlen, sms)
