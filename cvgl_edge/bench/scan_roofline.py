@@ -229,7 +229,7 @@ def old_kernel(shape: ScanShape, device: str) -> ScanEstimate:
     arch = _arch(gpu)
     resident = occupancy(ARCH_LIMITS[gpu.arch], THREADS, OLD_REGISTERS[arch], OLD_SMEM, barriers=1)["blocks_per_sm"]
     work = _Work(blocks=shape.batch * math.ceil(shape.dim / 8), warps_per_block=4, resident=resident,
-                 step_passes=shape.seqlen, issue_per_step=OLD_STEP[arch].issue * WARP / WARP,
+                 step_passes=shape.seqlen, issue_per_step=OLD_STEP[arch].issue,
                  mufu_per_step=OLD_STEP[arch].mufu, chain_cycles=OLD_CHAIN_CYCLES, extra_cycles=0.0,
                  tiles=math.ceil(shape.seqlen / 64))
     return _time(work, gpu, shape, device, "old", 1)
@@ -244,12 +244,12 @@ def new_kernel(shape: ScanShape, device: str, split: int | None = None) -> ScanE
     resident = occupancy(ARCH_LIMITS[gpu.arch], THREADS, NEW_REGISTERS[arch], 0, dynamic_smem=p.smem_bytes,
                          barriers=1)["blocks_per_sm"]
     states = 16  # the loops run all 16 state slots whatever dstate is
-    passes = p.tiles * p.steps * (2 if split > 1 else 1)
-    issue = states * (NEW_PHASE3[arch].issue + (NEW_PHASE1[arch].issue if split > 1 else 0.0)) / (2 if split > 1 else 1)
+    loops = [NEW_PHASE1[arch], NEW_PHASE3[arch]] if split > 1 else [NEW_PHASE3[arch]]  # each pass over a run
     levels = int(math.log2(split)) + 1 if split > 1 else 0
     work = _Work(blocks=shape.batch * math.ceil(shape.dim / (THREADS // split)), warps_per_block=THREADS // WARP,
-                 resident=resident, step_passes=passes, issue_per_step=issue,
-                 mufu_per_step=states * NEW_PHASE3[arch].mufu, chain_cycles=NEW_CHAIN_CYCLES,
+                 resident=resident, step_passes=p.tiles * p.steps * len(loops),
+                 issue_per_step=states * sum(loop.issue for loop in loops) / len(loops),
+                 mufu_per_step=states * sum(loop.mufu for loop in loops) / len(loops), chain_cycles=NEW_CHAIN_CYCLES,
                  extra_cycles=p.tiles * levels * NEW_LEVEL_CYCLES, tiles=p.tiles)
     return _time(work, gpu, shape, device, "new", split)
 
